@@ -1,0 +1,40 @@
+"""The `plba` command line."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from plba import __version__
+from plba.cli import config_cmd, plugins_cmd, run_cmd
+from plba.cli.common import State
+
+app = typer.Typer(
+    name="plba",
+    help="PLBA: run and inspect business applications written as plugins.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"plba {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[bool, typer.Option("--version", callback=_show_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Log at DEBUG and show tracebacks.")] = False,
+) -> None:
+    """PLBA: run and inspect business applications written as plugins."""
+    State.debug = debug
+
+
+app.command("run")(run_cmd.run)
+app.add_typer(plugins_cmd.app, name="plugins")
+app.add_typer(config_cmd.app, name="config")

@@ -1,0 +1,38 @@
+"""`plba plugins ...`: what is installed and whether it loads."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="Inspect installed plugins.", no_args_is_help=True)
+
+STATUS_STYLE = {"loaded": "green", "failed": "bold red", "disabled": "dim"}
+
+
+@app.command("list")
+def list_plugins(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """One row per discovered plugin: name, distribution, version, hooks, status, error."""
+    from plba.plugins import PluginSet, selection_from_env
+
+    plugins = PluginSet()
+    infos = plugins.discover(selection_from_env())
+    if as_json:
+        typer.echo(json.dumps([info.to_dict() for info in infos], indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="PLBA plugins")
+    for column in ("name", "distribution", "version", "hooks", "status", "error"):
+        table.add_column(column, overflow="fold")
+    for info in infos:
+        style = STATUS_STYLE.get(info.status, "")
+        table.add_row(info.name, info.distribution or "-", info.version or "-", ", ".join(info.hooks) or "-",
+                      f"[{style}]{info.status}[/]", info.error or "")
+    console = Console()
+    console.print(table if infos else "No plugins found in the 'plba.modules' entry-point group.")

@@ -1,0 +1,57 @@
+"""One error family for the runtime, each kind mapped to a CLI exit code."""
+
+from __future__ import annotations
+
+
+class PlbaError(Exception):
+    """Base class of every error the runtime raises on purpose."""
+
+    exit_code = 1
+
+
+class ProblemsError(PlbaError):
+    """An error made of one or more problems, each one line naming what is at fault."""
+
+    def __init__(self, problems: list[str] | str) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("; ".join(self.problems))
+
+
+class ConfigError(ProblemsError):
+    """Configuration that cannot be read or does not validate; lists every problem."""
+
+    exit_code = 2
+
+
+class UsageError(PlbaError):
+    """A command used in a way that cannot work (bad option, nothing listening)."""
+
+    exit_code = 2
+
+
+class PluginError(ProblemsError):
+    """A selected plugin failed to import or register."""
+
+    exit_code = 3
+
+
+class RuntimeFailure(PlbaError):
+    """The runtime could not keep a critical worker alive."""
+
+    exit_code = 1
+
+
+class QueueFullError(PlbaError):
+    """A bounded queue stayed full for the whole publish timeout."""
+
+
+class QueueUnavailableError(PlbaError):
+    """A queue backend cannot be reached."""
+
+    exit_code = 2
+
+
+class StateError(PlbaError):
+    """An action that does not fit the runtime's current state (start while running, ...)."""
+
+    exit_code = 2

@@ -1,0 +1,156 @@
+"""Plugin discovery: entry points in `plba.modules`, loaded one at a time, failures reported not fatal."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any
+
+import pluggy
+
+from plba import hookspecs
+from plba.module import as_hook_plugin, plugin_name
+
+logger = logging.getLogger("plba.plugins")
+
+ENTRY_POINT_GROUP = "plba.modules"
+SELECTION_ENV = "PLBA_LOAD_PLUGINS"
+
+LOADED, FAILED, DISABLED = "loaded", "failed", "disabled"
+
+
+@dataclass
+class PluginInfo:
+    """What is known about one plugin: where it comes from, its hooks and whether it works."""
+
+    name: str
+    distribution: str | None = None
+    version: str | None = None
+    hooks: list[str] = field(default_factory=list)
+    status: str = LOADED
+    error: str | None = None
+    plugin: Any = field(default=None, repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape of `plba plugins list --json` and `GET /plugins`."""
+        return {
+            "name": self.name,
+            "distribution": self.distribution,
+            "version": self.version,
+            "hooks": list(self.hooks),
+            "status": self.status,
+            "error": self.error,
+        }
+
+    def fail(self, error: BaseException | str) -> None:
+        """Mark the plugin broken with a one-line reason."""
+        self.status = FAILED
+        self.error = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+
+
+def selection_from_env(environ: dict[str, str] | None = None) -> set[str] | None:
+    """Entry-point names chosen by `PLBA_LOAD_PLUGINS`: None (unset) means all, empty means none."""
+    value = (os.environ if environ is None else environ).get(SELECTION_ENV)
+    if value is None:
+        return None
+    return {name.strip() for name in value.split(",") if name.strip()}
+
+
+def new_plugin_manager() -> pluggy.PluginManager:
+    """A plugin manager that knows PLBA's hookspecs."""
+    manager = pluggy.PluginManager(hookspecs.PROJECT)
+    manager.add_hookspecs(hookspecs)
+    return manager
+
+
+class PluginSet:
+    """The plugins of one runtime: the pluggy manager plus what we know of each plugin."""
+
+    def __init__(self) -> None:
+        self.manager = new_plugin_manager()
+        self.infos: list[PluginInfo] = []
+
+    @property
+    def hook(self) -> Any:
+        """The pluggy hook relay."""
+        return self.manager.hook
+
+    def add(self, plugin: Any, info: PluginInfo | None = None) -> PluginInfo:
+        """Register one plugin object; a plugin with unknown or malformed hooks is marked failed."""
+        info = info or PluginInfo(name=plugin_name(plugin))
+        info.plugin = plugin
+        hook_plugin = as_hook_plugin(plugin)
+        try:
+            self.manager.register(hook_plugin, name=info.name)
+            # A misspelled hook name must fail loudly, but only for the plugin that has it.
+            self.manager.check_pending()
+        except Exception as exc:  # noqa: BLE001 - pluggy raises several types for bad plugins
+            if self.manager.is_registered(hook_plugin):
+                self.manager.unregister(hook_plugin)
+            info.fail(exc)
+        else:
+            info.hooks = sorted(caller.name for caller in self.manager.get_hookcallers(hook_plugin) or [])
+        self.infos.append(info)
+        return info
+
+    def discover(self, selection: set[str] | None = None) -> list[PluginInfo]:
+        """Load every `plba.modules` entry point, each on its own, honouring `selection`."""
+        for entry_point in _entry_points():
+            info = PluginInfo(name=entry_point.name, **_distribution_of(entry_point))
+            if selection is not None and entry_point.name not in selection:
+                info.status = DISABLED
+                self.infos.append(info)
+                continue
+            try:
+                plugin = entry_point.load()
+            except BaseException as exc:  # noqa: BLE001 - an import-time crash (even SystemExit) is the plugin's fault
+                if isinstance(exc, KeyboardInterrupt):
+                    raise
+                info.fail(exc)
+                logger.error("plugin %s (%s %s) failed to load: %s", info.name, info.distribution, info.version, info.error)
+                self.infos.append(info)
+                continue
+            self.add(plugin, info)
+        return self.infos
+
+    def unknown(self, selection: Iterable[str]) -> list[str]:
+        """Names in `selection` that no discovered entry point has."""
+        known = {info.name for info in self.infos}
+        return sorted(set(selection) - known)
+
+    def failed(self) -> list[PluginInfo]:
+        """The plugins that failed to load or register."""
+        return [info for info in self.infos if info.status == FAILED]
+
+    def callers(self, hook_name: str) -> Iterator[tuple[PluginInfo, Callable[..., Any]]]:
+        """Each working plugin's implementation of `hook_name`, in registration order, to call on its own.
+
+        Calling them one by one (with keyword arguments) lets the runtime blame and roll back
+        exactly the plugin that failed, where a plain hook call would stop at the first error.
+        """
+        by_name = {info.name: info for info in self.infos}
+        for impl in reversed(getattr(self.manager.hook, hook_name).get_hookimpls()):
+            info = by_name.get(impl.plugin_name) or PluginInfo(name=impl.plugin_name)
+            if info.status == LOADED:
+                yield info, _keyword_caller(impl)
+
+
+def _keyword_caller(impl: Any) -> Callable[..., Any]:
+    def call(**kwargs: Any) -> Any:
+        return impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
+
+    return call
+
+
+def _entry_points() -> list[metadata.EntryPoint]:
+    return sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name)
+
+
+def _distribution_of(entry_point: metadata.EntryPoint) -> dict[str, str | None]:
+    dist = entry_point.dist
+    if dist is None:
+        return {"distribution": None, "version": None}
+    return {"distribution": dist.metadata["Name"], "version": dist.version}

@@ -1,0 +1,29 @@
+"""Build the queue a plugin asks for by name from `[platform.queues.<name>]`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from plba.contracts import TaskQueue
+from plba.errors import ConfigError
+
+BACKENDS = ("memory", "redis")
+
+
+def build_queue(name: str, settings: Any) -> TaskQueue:
+    """The queue named `name` as the settings describe it; in memory when its table is absent."""
+    table = settings.get(f"platform.queues.{name}") or {}
+    backend = str(table.get("backend", "memory")).lower()
+    if backend == "memory":
+        from plba.queue.memory import InMemoryTaskQueue
+
+        return InMemoryTaskQueue(
+            maxsize=int(table.get("maxsize", 10_000)),
+            publish_timeout=float(table.get("publish_timeout", 5.0)),
+            name=name,
+        )
+    if backend == "redis":
+        from plba.queue.redis import RedisTaskQueue
+
+        return RedisTaskQueue.from_settings(name, table)
+    raise ConfigError(f"platform.queues.{name}.backend: unknown backend {backend!r} (choose one of {', '.join(BACKENDS)})")

@@ -1,0 +1,342 @@
+"""RuntimeManager: builds the runtime from plugins and settings, and owns its lifecycle."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from plba.backoff import Backoff
+from plba.config import ConfigurationManager
+from plba.contracts import HealthStatus, Worker, WorkerHealth, WorkerState
+from plba.errors import PluginError, StateError
+from plba.health import Component, HealthRegistry, aggregate
+from plba.plugins import PluginSet
+from plba.queue.factory import build_queue
+from plba.registry import Registry, Services
+from plba.supervisor import RestartPolicy, StopSummary, WorkerSupervisor
+from plba.tracing.service import TraceService
+from plba.tracing.transports import build_transport
+
+logger = logging.getLogger("plba.runtime")
+
+NOT_STARTED = "not_started"
+
+
+class RuntimeManager:
+    """The platform facade: start, run, stop, status and health of one runtime."""
+
+    def __init__(self, config: ConfigurationManager, plugins: PluginSet, enable_http_control: bool = True) -> None:
+        self.config = config
+        self.plugins = plugins
+        self.enable_http_control = enable_http_control
+        self.traces = TraceService()
+        self.services = Services(traces=self.traces, config=config, runtime=self)
+        self.registry: Registry | None = None
+        self.health_registry = HealthRegistry()
+        self.supervisor: WorkerSupervisor | None = None
+        self.control = None
+        self.failure: str | None = None
+        self.last_stop: StopSummary | None = None
+        self.started_at: float | None = None
+        self._state = NOT_STARTED
+        self._lifecycle = threading.RLock()
+        self._stop_requested = threading.Event()
+        self._force_requested = threading.Event()
+        self._stop_timeout: float | None = None
+        self._atexit_registered = False
+
+    # -- building --------------------------------------------------------------------------
+
+    @property
+    def settings(self) -> Any:
+        """The merged configuration currently in force."""
+        return self.config.settings
+
+    def build(self) -> None:
+        """Configure plugins, validate settings, and collect workers, queues and health checks.
+
+        Idempotent. Raises ConfigError (every problem listed) or PluginError (naming the plugin);
+        a plugin that fails leaves nothing half-registered.
+        """
+        if self.registry is not None:
+            return
+        settings = self.settings
+        self.services["settings"] = settings
+        self.configure_plugins(settings)
+        self.config.validate(settings)
+        self.traces.transport = build_transport(settings)
+        registry = Registry(settings, self.services, build_queue)
+        for hook in ("register_workers", "register_health"):
+            failures = []
+            for info, call in self.plugins.callers(hook):
+                scope = registry.scope(info.name)
+                try:
+                    call(registry=scope)
+                except Exception as exc:  # noqa: BLE001 - reported with the plugin's name below
+                    scope.discard()
+                    info.fail(exc)
+                    failures.append(f"plugin {info.name!r} failed in {hook}: {info.error}")
+                else:
+                    scope.commit()
+            if failures:
+                for queue in registry.queues.values():
+                    queue.close()
+                raise PluginError(failures)
+        self.registry = registry
+        self.health_registry = HealthRegistry(timeout=float(settings.get("platform.health_timeout", 5.0)))
+        for name, check, critical in registry.health_checks:
+            self.health_registry.add(name, check, critical)
+        self.supervisor = WorkerSupervisor(_restart_policy(settings), on_give_up=self._on_give_up)
+        for worker in registry.workers:
+            self.supervisor.add(worker)
+        self.config.subscribe(self._on_reload)
+
+    def configure_plugins(self, settings: Any) -> None:
+        """Call every plugin's `configure` hook with `settings`; PluginError names the ones that raised."""
+        failures = []
+        for info, call in self.plugins.callers("configure"):
+            try:
+                call(settings=settings)
+            except Exception as exc:  # noqa: BLE001 - reported with the plugin's name
+                info.fail(exc)
+                failures.append(f"plugin {info.name!r} failed in configure: {info.error}")
+        if failures:
+            raise PluginError(failures)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def state(self) -> str:
+        """starting, idle, busy, stopping or stopped (not_started before the first start)."""
+        if self._state == "running":
+            busy = any(s["state"] == WorkerState.BUSY.value for s in self.supervisor.statuses())
+            return WorkerState.BUSY.value if busy else WorkerState.IDLE.value
+        return self._state
+
+    def start(self) -> RuntimeManager:
+        """Build if needed, start every worker and the control plane, and return."""
+        with self._lifecycle:
+            if self._state in ("starting", "running", "stopping"):
+                raise StateError(f"the runtime is already {self.state}")
+            self.build()
+            self._state = WorkerState.STARTING.value
+            self._stop_requested.clear()
+            self._force_requested.clear()
+            self.failure = None
+            if self.enable_http_control and self.control is None and self.settings.get("platform.control.enabled", True):
+                from plba.control.server import ControlServer
+
+                self.control = ControlServer(self)
+                self.control.start()
+            self.supervisor.start()
+            self.started_at = time.time()
+            self._state = "running"
+            if not self._atexit_registered:
+                atexit.register(self._stop_at_exit)
+                self._atexit_registered = True
+            logger.info("runtime started: %d worker(s), %d plugin(s)", len(self.supervisor.workers),
+                        sum(1 for info in self.plugins.infos if info.status == "loaded"))
+        return self
+
+    def stop(self, timeout: float | None = None, force: bool = False) -> StopSummary:
+        """Graceful stop: readiness off, intake stops, in-flight work finishes within the budget,
+        then what remains is forced. Returns (and logs) what finished, stayed queued and was forced."""
+        with self._lifecycle:
+            if self._state not in ("starting", "running"):
+                return self.last_stop or StopSummary()
+            budget = float(self.settings.get("platform.shutdown_timeout", 30.0)) if timeout is None else float(timeout)
+            # Readiness turns false first, so load balancers stop sending before intake stops.
+            self._state = WorkerState.STOPPING.value
+            logger.info("stopping: draining in-flight work for up to %gs%s", budget, " (forced)" if force else "")
+            summary = self.supervisor.stop(budget, force=force, force_event=self._force_requested)
+            summary.queued = sum(int(q.stats().get("depth", 0)) + int(q.stats().get("delayed", 0))
+                                 for q in self.registry.queues.values() if _safe_stats(q))
+            self._state = WorkerState.STOPPED.value
+            self.last_stop = summary
+            logger.info("stopped: %s", summary)
+            return summary
+
+    def run(self) -> int:
+        """Start, block until a stop is requested (signal or control plane), stop; return the exit code."""
+        self.start()
+        previous = self._install_signal_handlers()
+        try:
+            self._stop_requested.wait()
+            self.stop(timeout=self._stop_timeout, force=self._force_requested.is_set())
+        finally:
+            self._restore_signal_handlers(previous)
+            self.close()
+        return 1 if self.failure else 0
+
+    def request_stop(self, force: bool = False, timeout: float | None = None) -> None:
+        """Ask `run()` to stop (from a signal handler or the control plane); returns at once."""
+        self._stop_timeout = timeout
+        if force:
+            self._force_requested.set()
+        self._stop_requested.set()
+
+    def close(self) -> None:
+        """Stop if running, then close the control plane, queues and trace transport."""
+        self.stop()
+        if self.control is not None:
+            self.control.stop()
+            self.control = None
+        if self.registry is not None:
+            for queue in self.registry.queues.values():
+                try:
+                    queue.close()
+                except Exception:  # noqa: BLE001
+                    logger.exception("closing a queue failed")
+        self.traces.close()
+
+    def __enter__(self) -> RuntimeManager:
+        return self.start()
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def reload(self) -> list[str]:
+        """Re-read configuration; plugins' `configure` runs on the new settings. Returns changed keys."""
+        return self.config.reload(prepare=self.configure_plugins)
+
+    # -- readings --------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """State, workers, queues and plugins as JSON-ready data."""
+        workers = self.supervisor.statuses() if self.supervisor else []
+        queues = {name: _safe_stats(queue) for name, queue in (self.registry.queues.items() if self.registry else [])}
+        return {
+            "state": self.state,
+            "started_at": self.started_at,
+            "failure": self.failure,
+            "workers": workers,
+            "queues": queues,
+            "plugins": [info.to_dict() for info in self.plugins.infos],
+        }
+
+    def components(self) -> list[Component]:
+        """Every health reading: workers, registered checks, and the trace transport."""
+        readings = [Component(name, health, critical) for name, health, critical in
+                    (self.supervisor.health() if self.supervisor else [])]
+        readings.extend(self.health_registry.read())
+        tracing = self.traces.health()
+        if tracing.status != HealthStatus.OK:
+            readings.append(Component("tracing", tracing, False))
+        return readings
+
+    def health(self) -> dict[str, Any]:
+        """Overall status (`ok`, `degraded`, `unhealthy`) and each component's reading."""
+        components = self.components()
+        overall = aggregate(components)
+        if self.failure:
+            overall = HealthStatus.UNHEALTHY
+        return {"status": overall.value, "components": {c.name: c.to_dict() for c in components}}
+
+    def ready(self) -> tuple[bool, str]:
+        """Whether to send work here: started, not stopping, and every critical component ok."""
+        if self._state != "running":
+            return False, f"runtime is {self.state}"
+        for component in self.components():
+            if component.critical and component.health.status != HealthStatus.OK:
+                return False, f"{component.name} is {component.health.status.value}: {component.health.detail}"
+        return True, "ready"
+
+    def live(self) -> tuple[bool, str]:
+        """Whether the process makes progress: no worker holds work beyond `platform.control.stuck_after`."""
+        limit = float(self.settings.get("platform.control.stuck_after", 300.0))
+        for worker in self.supervisor.workers if self.supervisor else []:
+            stuck_for = getattr(worker, "stuck_for", None)
+            if stuck_for is not None and stuck_for() > limit:
+                return False, f"worker {worker.name} has held a task for {stuck_for():.0f}s (limit {limit:g}s)"
+        return True, "making progress"
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _on_give_up(self, worker: Worker) -> None:
+        if not worker.critical:
+            return
+        self.failure = f"critical worker {worker.name!r} could not be kept alive"
+        logger.error("%s", self.failure)
+        if self.settings.get("platform.supervisor.exit_on_critical_failure", True):
+            self.request_stop()
+
+    def _on_reload(self, settings: Any, changed: list[str]) -> None:
+        from plba.logs import configure_from_settings
+
+        self.services["settings"] = settings
+        if any(key.startswith("log.") for key in changed):
+            configure_from_settings(settings)
+        logger.info("configuration reloaded: %d key(s) changed", len(changed))
+
+    def _stop_at_exit(self) -> None:
+        # At interpreter exit, tasks still in an in-memory queue would be lost for good: give the
+        # workers the shutdown budget to drain them before the graceful stop.
+        if self._state != "running":
+            return
+        deadline = time.monotonic() + float(self.settings.get("platform.shutdown_timeout", 30.0))
+        for queue in self.registry.queues.values():
+            wait_empty = getattr(queue, "wait_empty", None)
+            if wait_empty is not None:
+                wait_empty(max(0.0, deadline - time.monotonic()))
+        self.close()
+
+    def _install_signal_handlers(self) -> dict[int, Any]:
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        interrupts = []
+
+        def on_signal(signum: int, _frame: Any) -> None:
+            interrupts.append(signum)
+            second = len(interrupts) > 1 and signum == signal.SIGINT
+            logger.warning("%s received: %s", signal.Signals(signum).name,
+                           "forcing stop" if second else "stopping gracefully (SIGINT again forces)")
+            self.request_stop(force=second, timeout=self._stop_timeout)
+
+        return {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    @staticmethod
+    def _restore_signal_handlers(previous: dict[int, Any]) -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _safe_stats(queue: Any) -> dict[str, Any]:
+    try:
+        return queue.stats()
+    except Exception as exc:  # noqa: BLE001 - a queue that cannot report says why instead
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+def _restart_policy(settings: Any) -> RestartPolicy:
+    return RestartPolicy(
+        budget=int(settings.get("platform.supervisor.restart_budget", 5)),
+        window=float(settings.get("platform.supervisor.restart_window", 60.0)),
+        backoff=Backoff(base=float(settings.get("platform.supervisor.restart_backoff", 0.5)),
+                        cap=float(settings.get("platform.supervisor.restart_backoff_max", 30.0))),
+    )
+
+
+def create_runtime(
+    *modules: Any,
+    config_path: str | os.PathLike | None = None,
+    enable_http_control: bool = True,
+    settings: Mapping[str, Any] | None = None,
+) -> RuntimeManager:
+    """A runtime for plugin objects given directly (no entry points), as tests and embedding use.
+
+    `config_path` (TOML, YAML or JSON) is layered over `settings.toml` and friends in the current
+    directory; `settings` is a dict layered over everything, handy in tests.
+    """
+    config = ConfigurationManager([config_path] if config_path else [], overrides=settings)
+    plugins = PluginSet()
+    for module in modules:
+        info = plugins.add(module)
+        if info.status != "loaded":
+            raise PluginError(f"plugin {info.name!r} cannot be registered: {info.error}")
+    return RuntimeManager(config, plugins, enable_http_control=enable_http_control)

@@ -1,0 +1,239 @@
+"""WorkerSupervisor: starts workers, watches them, restarts crashed ones with backoff, stops them in one budget."""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from plba.backoff import Backoff
+from plba.contracts import HealthStatus, Worker, WorkerHealth, WorkerState, WorkerStatus
+
+logger = logging.getLogger("plba.supervisor")
+
+# How often a drain looks for a second Ctrl-C while joining workers.
+FORCE_CHECK_INTERVAL = 0.05
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    """At most `budget` restarts within `window` seconds, spaced by jittered exponential backoff."""
+
+    budget: int = 5
+    window: float = 60.0
+    backoff: Backoff = Backoff(base=0.5, cap=30.0)
+    check_interval: float = 0.2
+
+
+@dataclass
+class _Supervised:
+    worker: Worker
+    restarts: collections.deque = field(default_factory=collections.deque)
+    restart_at: float | None = None
+    gave_up: bool = False
+    total_restarts: int = 0
+    start_error: str | None = None
+
+    def status(self) -> WorkerStatus:
+        """The worker's status; `failed` while its last start raised."""
+        if self.start_error:
+            return WorkerStatus(WorkerState.FAILED, last_error=self.start_error)
+        return worker_status(self.worker)
+
+
+@dataclass
+class StopSummary:
+    """What a stop did: tasks finished while draining, left queued, and forced."""
+
+    finished: int = 0
+    queued: int = 0
+    forced: int = 0
+    workers_forced: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        forced = f" (workers: {', '.join(self.workers_forced)})" if self.workers_forced else ""
+        return f"{self.finished} task(s) finished, {self.queued} left queued, {self.forced} forced{forced}"
+
+
+def _read(worker: Worker, method: str, fallback: Any) -> Any:
+    # A worker whose own reporting raises must not take the supervisor (or the others) down.
+    try:
+        return getattr(worker, method)()
+    except Exception as exc:  # noqa: BLE001
+        return fallback(f"{method}() raised {type(exc).__name__}: {exc}")
+
+
+def worker_status(worker: Worker) -> WorkerStatus:
+    """The worker's status, or `failed` with the error when reading it raised."""
+    return _read(worker, "status", lambda error: WorkerStatus(WorkerState.FAILED, last_error=error))
+
+
+def worker_health(worker: Worker) -> WorkerHealth:
+    """The worker's health, or unhealthy with the error when reading it raised."""
+    return _read(worker, "health", lambda error: WorkerHealth(HealthStatus.UNHEALTHY, error))
+
+
+class WorkerSupervisor:
+    """Owns the workers of a runtime and keeps them alive within a restart budget."""
+
+    def __init__(
+        self,
+        policy: RestartPolicy | None = None,
+        on_give_up: Callable[[Worker], None] | None = None,
+    ) -> None:
+        self.policy = policy or RestartPolicy()
+        self.on_give_up = on_give_up
+        self._workers: list[_Supervised] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._monitor: threading.Thread | None = None
+
+    @property
+    def workers(self) -> list[Worker]:
+        """The supervised workers, in registration order."""
+        return [entry.worker for entry in self._workers]
+
+    def add(self, worker: Worker) -> None:
+        """Supervise `worker`; names must be unique."""
+        if any(entry.worker.name == worker.name for entry in self._workers):
+            raise ValueError(f"a worker named {worker.name!r} is already registered")
+        self._workers.append(_Supervised(worker))
+
+    def start(self) -> None:
+        """Start every worker and the monitor; a worker that fails to start is restarted like a crash."""
+        self._stop.clear()
+        for entry in self._workers:
+            entry.restarts.clear()
+            entry.gave_up = False
+            entry.restart_at = None
+            self._start_worker(entry)
+        self._monitor = threading.Thread(target=self._watch, name="plba-supervisor", daemon=True)
+        self._monitor.start()
+
+    def stop(self, timeout: float, force: bool = False, force_event: threading.Event | None = None) -> StopSummary:
+        """Stop intake everywhere, let in-flight work finish within `timeout`, then force what remains.
+
+        Setting `force_event` during the drain (a second Ctrl-C) cuts the budget short.
+        """
+        self._stop.set()
+        if self._monitor is not None:
+            self._monitor.join()
+        summary = StopSummary()
+        in_flight_before = sum(worker_status(w).in_flight for w in self.workers)
+        # Ask every worker first, then wait: they drain in parallel within one shared budget.
+        for worker in self.workers:
+            _call_quietly(worker, "stop", force=force)
+        deadline = time.monotonic() + (0 if force else timeout)
+        for worker in self.workers:
+            if not _join_until(worker, deadline, force_event):
+                summary.workers_forced.append(worker.name)
+                summary.forced += worker_status(worker).in_flight
+                _call_quietly(worker, "stop", force=True)
+        summary.finished = max(0, in_flight_before - summary.forced)
+        return summary
+
+    def statuses(self) -> list[dict[str, Any]]:
+        """Each worker's status with its name, criticality and restart count."""
+        result = []
+        for entry in self._workers:
+            status = entry.status().to_dict()
+            result.append({"name": entry.worker.name, "critical": entry.worker.critical,
+                           "restarts": entry.total_restarts, **status})
+        return result
+
+    def health(self) -> list[tuple[str, WorkerHealth, bool]]:
+        """Each worker's health reading; a worker the supervisor gave up on is unhealthy."""
+        readings = []
+        for entry in self._workers:
+            if entry.gave_up:
+                health = WorkerHealth(HealthStatus.UNHEALTHY, "kept crashing; restart budget exhausted")
+            else:
+                health = worker_health(entry.worker)
+            readings.append((entry.worker.name, health, entry.worker.critical))
+        return readings
+
+    def restarts(self) -> dict[str, int]:
+        """Restart counts by worker name."""
+        return {entry.worker.name: entry.total_restarts for entry in self._workers}
+
+    def gave_up_on(self) -> list[Worker]:
+        """Workers the supervisor stopped restarting."""
+        return [entry.worker for entry in self._workers if entry.gave_up]
+
+    # -- monitoring ------------------------------------------------------------------------
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.policy.check_interval):
+            for entry in self._workers:
+                if not entry.gave_up:
+                    self._check(entry)
+
+    def _check(self, entry: _Supervised) -> None:
+        now = time.monotonic()
+        if entry.restart_at is not None:
+            if now >= entry.restart_at:
+                entry.restart_at = None
+                self._start_worker(entry)
+            return
+        status = entry.status()
+        if status.state != WorkerState.FAILED:
+            return
+        while entry.restarts and now - entry.restarts[0] > self.policy.window:
+            entry.restarts.popleft()
+        if len(entry.restarts) >= self.policy.budget:
+            entry.gave_up = True
+            logger.error("worker %s keeps crashing (%d restarts in %gs): giving up; last error: %s",
+                         entry.worker.name, len(entry.restarts), self.policy.window, status.last_error)
+            _call_quietly(entry.worker, "stop", force=True)
+            if self.on_give_up is not None:
+                self.on_give_up(entry.worker)
+            return
+        entry.restarts.append(now)
+        entry.total_restarts += 1
+        delay = self.policy.backoff.delay(len(entry.restarts))
+        logger.warning("worker %s failed (%s); restart %d in %.2fs",
+                       entry.worker.name, status.last_error, entry.total_restarts, delay)
+        _call_quietly(entry.worker, "stop", force=True)
+        entry.restart_at = now + delay
+
+    def _start_worker(self, entry: _Supervised) -> None:
+        try:
+            entry.worker.start()
+        except Exception as exc:  # noqa: BLE001 - a worker that cannot start is treated as crashed
+            entry.start_error = f"start() raised {type(exc).__name__}: {exc}"
+            logger.error("worker %s failed to start: %s", entry.worker.name, entry.start_error)
+        else:
+            entry.start_error = None
+
+
+def _call_quietly(worker: Worker, method: str, **kwargs: Any) -> None:
+    try:
+        getattr(worker, method)(**kwargs)
+    except Exception as exc:  # noqa: BLE001 - one worker's failure to stop never blocks the others
+        logger.error("worker %s: %s() raised %s: %s", worker.name, method, type(exc).__name__, exc)
+
+
+def _join_until(worker: Worker, deadline: float, force_event: threading.Event | None) -> bool:
+    """Join `worker` until the deadline, in short slices when a force request may cut it short."""
+    if force_event is None:
+        return _join(worker, max(0.0, deadline - time.monotonic()))
+    while not force_event.is_set():
+        remaining = deadline - time.monotonic()
+        if _join(worker, min(max(0.0, remaining), FORCE_CHECK_INTERVAL)):
+            return True
+        if remaining <= 0:
+            return False
+    return _join(worker, 0)
+
+
+def _join(worker: Worker, timeout: float) -> bool:
+    try:
+        return bool(worker.join(timeout))
+    except Exception as exc:  # noqa: BLE001
+        logger.error("worker %s: join() raised %s: %s", worker.name, type(exc).__name__, exc)
+        return False
+

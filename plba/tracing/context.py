@@ -1,0 +1,74 @@
+"""The current trace context, kept in a context variable, and its W3C `traceparent` form."""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import re
+import secrets
+from collections.abc import Iterator, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+_TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+
+
+@dataclass(frozen=True)
+class SpanContext:
+    """Identifies one span: the trace it belongs to, its own id and its parent's."""
+
+    trace_id: str
+    span_id: str
+    parent_id: str | None = None
+
+    @classmethod
+    def new_root(cls) -> SpanContext:
+        """A span that starts a new trace."""
+        return cls(trace_id=secrets.token_hex(16), span_id=secrets.token_hex(8))
+
+    def child(self) -> SpanContext:
+        """A new span inside this one."""
+        return SpanContext(self.trace_id, secrets.token_hex(8), self.span_id)
+
+    @property
+    def traceparent(self) -> str:
+        """This context as a W3C Trace Context header value."""
+        return f"00-{self.trace_id}-{self.span_id}-01"
+
+    @classmethod
+    def from_traceparent(cls, value: Any) -> SpanContext | None:
+        """Parse a `traceparent` value; None when it is missing or malformed."""
+        match = _TRACEPARENT.match(value) if isinstance(value, str) else None
+        if not match or set(match.group(1)) == {"0"} or set(match.group(2)) == {"0"}:
+            return None
+        return cls(trace_id=match.group(1), span_id=match.group(2))
+
+
+_current: contextvars.ContextVar[SpanContext | None] = contextvars.ContextVar("plba_span", default=None)
+
+
+def current_span() -> SpanContext | None:
+    """The span current in this thread or task, if any."""
+    return _current.get()
+
+
+@contextlib.contextmanager
+def use_span(span: SpanContext | None) -> Iterator[SpanContext | None]:
+    """Make `span` current for the duration of the block."""
+    token = _current.set(span)
+    try:
+        yield span
+    finally:
+        _current.reset(token)
+
+
+def inject(metadata: MutableMapping[str, Any]) -> None:
+    """Store the current trace context in task metadata, unless it already carries one."""
+    span = _current.get()
+    if span is not None and "traceparent" not in metadata:
+        metadata["traceparent"] = span.traceparent
+
+
+def extract(metadata: MutableMapping[str, Any] | None) -> SpanContext | None:
+    """The trace context a task carries, if any."""
+    return SpanContext.from_traceparent((metadata or {}).get("traceparent"))

@@ -1,0 +1,129 @@
+"""TraceService: opens traces and spans, records messages and errors, hands spans to a transport."""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import logging
+import threading
+import time
+from collections.abc import Iterator, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from plba.contracts import HealthStatus, WorkerHealth
+from plba.tracing.context import SpanContext, extract, use_span
+from plba.tracing.transports import NoOpTraceTransport, TraceTransport
+
+logger = logging.getLogger("plba.tracing")
+
+
+@dataclass
+class Span:
+    """A span being recorded: identity, timing, attributes, messages and error."""
+
+    context: SpanContext
+    name: str
+    attributes: dict[str, Any]
+    started: float = field(default_factory=time.time)
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+
+    def to_record(self, ended: float) -> dict[str, Any]:
+        """The finished span as the record transports receive."""
+        return {
+            "trace_id": self.context.trace_id,
+            "span_id": self.context.span_id,
+            "parent_id": self.context.parent_id,
+            "name": self.name,
+            "start": self.started,
+            "end": ended,
+            "duration_ms": round((ended - self.started) * 1000, 3),
+            "attributes": self.attributes,
+            "messages": self.messages,
+            "error": self.error,
+        }
+
+
+_active: contextvars.ContextVar[Span | None] = contextvars.ContextVar("plba_active_span", default=None)
+
+
+class TraceService:
+    """Platform tracing: traces where work is discovered, spans for steps, messages for milestones."""
+
+    def __init__(self, transport: TraceTransport | None = None) -> None:
+        self.transport = transport or NoOpTraceTransport()
+        self._lock = threading.Lock()
+        self.emitted = 0
+        self.failures = 0
+        self.last_failure: str | None = None
+
+    @contextlib.contextmanager
+    def trace(self, name: str, **attributes: Any) -> Iterator[Span]:
+        """Open a new trace (a root span) for a piece of discovered work."""
+        with self._record(SpanContext.new_root(), name, attributes) as span:
+            yield span
+
+    @contextlib.contextmanager
+    def span(self, name: str, **attributes: Any) -> Iterator[Span]:
+        """Open a step inside the current span, or a new trace when none is current."""
+        current = _active.get()
+        context = current.context.child() if current else SpanContext.new_root()
+        with self._record(context, name, attributes) as span:
+            yield span
+
+    @contextlib.contextmanager
+    def resume(self, metadata: MutableMapping[str, Any] | None, name: str, **attributes: Any) -> Iterator[Span]:
+        """Continue the trace carried in task metadata (or start one) with a span named `name`."""
+        parent = extract(metadata)
+        context = parent.child() if parent else SpanContext.new_root()
+        with self._record(context, name, attributes) as span:
+            yield span
+
+    def message(self, text: str, **attributes: Any) -> None:
+        """Add a business milestone to the current span; ignored when no span is current."""
+        span = _active.get()
+        if span is not None:
+            span.messages.append({"ts": time.time(), "message": text, "attributes": attributes})
+
+    def current(self) -> Span | None:
+        """The span being recorded in this context, if any."""
+        return _active.get()
+
+    def health(self) -> WorkerHealth:
+        """Degraded while the transport has failed since the last successful emit."""
+        if self.last_failure:
+            return WorkerHealth(HealthStatus.DEGRADED, f"{self.failures} span(s) lost: {self.last_failure}")
+        return WorkerHealth(HealthStatus.OK, f"{self.emitted} span(s) emitted")
+
+    def close(self) -> None:
+        """Close the transport."""
+        self.transport.close()
+
+    @contextlib.contextmanager
+    def _record(self, context: SpanContext, name: str, attributes: dict[str, Any]) -> Iterator[Span]:
+        span = Span(context, name, attributes)
+        token = _active.set(span)
+        try:
+            with use_span(context):
+                yield span
+        except BaseException as exc:
+            span.error = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            _active.reset(token)
+            self._emit(span.to_record(time.time()))
+
+    def _emit(self, record: dict[str, Any]) -> None:
+        # A transport failure must never fail the task being traced: count it and carry on.
+        try:
+            self.transport.emit(record)
+        except Exception as exc:  # noqa: BLE001 - any transport error is reported through health
+            with self._lock:
+                self.failures += 1
+                self.last_failure = f"{type(exc).__name__}: {exc}"
+            logger.warning("trace transport failed: %s", self.last_failure)
+        else:
+            with self._lock:
+                self.emitted += 1
+                self.last_failure = None

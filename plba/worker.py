@@ -1,0 +1,230 @@
+"""QueueWorker: a pool of threads that lease tasks, run the handler, then ack, retry or dead-letter."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from plba.backoff import Backoff
+from plba.contracts import HealthStatus, Task, TaskHandler, TaskQueue, Worker, WorkerHealth, WorkerState, WorkerStatus
+from plba.stats import Histogram
+from plba.tracing.context import extract, use_span
+
+logger = logging.getLogger("plba.worker")
+
+DEFAULT_MAX_ATTEMPTS = 5
+
+
+class QueueWorker(Worker):
+    """Consumes `queue` with `concurrency` threads and hands each task to `handler`.
+
+    A task is acknowledged only after the handler returned. A handler that raises has the task
+    retried with backoff until `max_attempts` (the queue's setting by default), then dead-lettered
+    with its error. Attempts are counted by the queue at delivery, so crashes count too.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        queue: TaskQueue,
+        handler: TaskHandler | Callable[[Task], Any],
+        traces: Any = None,
+        concurrency: int = 1,
+        *,
+        critical: bool = True,
+        max_attempts: int | None = None,
+        retry_backoff: Backoff | None = None,
+        poll_timeout: float = 1.0,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError(f"worker {name!r}: concurrency must be at least 1, not {concurrency}")
+        self.name = name
+        self.queue = queue
+        self.handler = handler
+        self.traces = traces
+        self.concurrency = concurrency
+        self.critical = critical
+        self.max_attempts = max_attempts or getattr(queue, "max_attempts", None) or DEFAULT_MAX_ATTEMPTS
+        self.retry_backoff = retry_backoff or getattr(queue, "retry_backoff", None) or Backoff()
+        self.poll_timeout = poll_timeout
+        self.durations = Histogram()
+        self._handle = handler.handle if isinstance(handler, TaskHandler) else handler
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._state = WorkerState.STOPPED
+        self._running: dict[int, tuple[Task, float]] = {}
+        self._counts = {"processed": 0, "failed": 0, "retried": 0, "dead_lettered": 0}
+        self._last_error: str | None = None
+        self._crash: str | None = None
+        self._queue_error: str | None = None
+        self._last_progress = time.monotonic()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the consumer threads."""
+        self._stopping.clear()
+        self._crash = None
+        self._state = WorkerState.STARTING
+        self._last_progress = time.monotonic()
+        self._threads = [
+            threading.Thread(target=self._consume_loop, name=f"{self.name}-{i}", daemon=True)
+            for i in range(self.concurrency)
+        ]
+        for thread in self._threads:
+            thread.start()
+        self._state = WorkerState.IDLE
+
+    def stop(self, force: bool = False) -> None:
+        """Stop taking tasks; in-flight ones finish (or, with `force`, are given back to the queue)."""
+        self._state = WorkerState.STOPPING
+        self._stopping.set()
+        self.queue.interrupt()
+        if force:
+            for task in self.abandon():
+                logger.warning("worker %s: forced stop requeued task %s (%s)", self.name, task.id, task.name)
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the threads within `timeout`; True when all ended."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        alive = any(t.is_alive() for t in self._threads)
+        if not alive and self._state == WorkerState.STOPPING:
+            self._state = WorkerState.STOPPED
+        return not alive
+
+    def abandon(self) -> list[Task]:
+        """Give every in-flight task back to the queue and forget it; returns them."""
+        with self._lock:
+            abandoned = [task for task, _ in self._running.values()]
+            self._running.clear()
+        for task in abandoned:
+            with contextlib.suppress(Exception):
+                self.queue.nack(task)
+        return abandoned
+
+    # -- readings --------------------------------------------------------------------------
+
+    def status(self) -> WorkerStatus:
+        """State (busy while any task is in flight), counters and the last error."""
+        with self._lock:
+            in_flight = len(self._running)
+            counts = dict(self._counts)
+        state = self._state
+        if self._crash:
+            state = WorkerState.FAILED
+        elif state == WorkerState.IDLE and in_flight:
+            state = WorkerState.BUSY
+        return WorkerStatus(state, in_flight, counts["processed"], counts["failed"], self._last_error or self._crash)
+
+    def health(self) -> WorkerHealth:
+        """Unhealthy when a thread crashed, degraded (unhealthy if critical) while the queue fails."""
+        if self._crash:
+            return WorkerHealth(HealthStatus.UNHEALTHY, f"consumer thread crashed: {self._crash}")
+        if self._queue_error:
+            level = HealthStatus.UNHEALTHY if self.critical else HealthStatus.DEGRADED
+            return WorkerHealth(level, f"queue unavailable: {self._queue_error}")
+        return WorkerHealth(HealthStatus.OK, f"{self.concurrency} thread(s)")
+
+    def metrics(self) -> dict[str, Any]:
+        """Counters and the handler duration histogram, for `/metrics`."""
+        with self._lock:
+            counts = dict(self._counts)
+        return {**counts, "durations": self.durations.snapshot()}
+
+    def stuck_for(self) -> float:
+        """Seconds the oldest in-flight task has been running; 0 when none is."""
+        with self._lock:
+            starts = [started for _, started in self._running.values()]
+        return time.monotonic() - min(starts) if starts else 0.0
+
+    def in_flight_tasks(self) -> list[Task]:
+        """The tasks being handled right now."""
+        with self._lock:
+            return [task for task, _ in self._running.values()]
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def _consume_loop(self) -> None:
+        try:
+            while not self._stopping.is_set():
+                task = self._lease()
+                if task is None:
+                    continue
+                if self._stopping.is_set():
+                    # Leased after stop was asked: it never started, so it goes back unchanged.
+                    self.queue.release(task)
+                    break
+                self._process(task)
+        except Exception as exc:  # noqa: BLE001 - a crashed thread is reported, then restarted
+            self._crash = f"{type(exc).__name__}: {exc}"
+            logger.exception("worker %s: consumer thread crashed", self.name)
+
+    def _lease(self) -> Task | None:
+        try:
+            task = self.queue.consume(timeout=self.poll_timeout)
+        except Exception as exc:  # noqa: BLE001 - a queue outage degrades health; the loop waits and retries
+            if self._queue_error is None:
+                logger.error("worker %s: queue unavailable: %s", self.name, exc)
+            self._queue_error = f"{type(exc).__name__}: {exc}"
+            self._stopping.wait(self.poll_timeout)
+            return None
+        if self._queue_error is not None:
+            logger.info("worker %s: queue available again", self.name)
+            self._queue_error = None
+        return task
+
+    def _process(self, task: Task) -> None:
+        attempt = task.attempts
+        if attempt > self.max_attempts:
+            # Delivered more often than allowed without a verdict: earlier runs crashed the process.
+            self._finish(task, "dead_lettered", f"gave up after {attempt - 1} attempt(s) that never finished")
+            return
+        ident = threading.get_ident()
+        started = time.monotonic()
+        with self._lock:
+            self._running[ident] = (task, started)
+        try:
+            with self._trace_scope(task):
+                self._handle(task)
+        except Exception as exc:  # noqa: BLE001 - the handler's failure is the task's failure
+            error = f"{type(exc).__name__}: {exc}"
+            self._last_error = error
+            if attempt >= self.max_attempts:
+                logger.error("task %s (%s) dead-lettered after %d attempt(s): %s", task.id, task.name, attempt, error)
+                self._finish(task, "dead_lettered", error, started)
+            else:
+                logger.warning("task %s (%s) failed attempt %d/%d: %s", task.id, task.name, attempt, self.max_attempts, error)
+                self._finish(task, "retried", error, started)
+        else:
+            self._finish(task, "processed", None, started)
+
+    def _finish(self, task: Task, outcome: str, error: str | None, started: float | None = None) -> None:
+        with self._lock:
+            owned = self._running.pop(threading.get_ident(), None) is not None or started is None
+            self._counts[outcome] += 1
+            if outcome != "processed":
+                self._counts["failed"] += 1
+        if started is not None:
+            self.durations.observe(time.monotonic() - started)
+        self._last_progress = time.monotonic()
+        if not owned:
+            return  # a forced stop already gave this task back to the queue
+        if outcome == "processed":
+            self.queue.ack(task)
+        elif outcome == "retried":
+            self.queue.nack(task, retry_delay=self.retry_backoff.delay(task.attempts))
+        else:
+            self.queue.dead_letter(task, error or "failed")
+
+    def _trace_scope(self, task: Task) -> contextlib.AbstractContextManager:
+        if self.traces is not None:
+            return self.traces.resume(task.metadata, f"task {task.name}", task_id=task.id, attempt=task.attempts)
+        parent = extract(task.metadata)
+        return use_span(parent) if parent else contextlib.nullcontext()
