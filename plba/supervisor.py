@@ -47,7 +47,10 @@ class _Supervised:
 
 @dataclass
 class StopSummary:
-    """What a stop did: tasks finished while draining, left queued, and forced."""
+    """What a stop did: tasks finished while draining, forced (given back to their queue), left queued.
+
+    `queued` counts everything waiting in the runtime's queues afterwards, forced tasks included.
+    """
 
     finished: int = 0
     queued: int = 0
@@ -56,7 +59,8 @@ class StopSummary:
 
     def __str__(self) -> str:
         forced = f" (workers: {', '.join(self.workers_forced)})" if self.workers_forced else ""
-        return f"{self.finished} task(s) finished, {self.queued} left queued, {self.forced} forced{forced}"
+        return (f"{self.finished} task(s) finished, {self.forced} forced back to the queue{forced}, "
+                f"{self.queued} left queued")
 
 
 def _read(worker: Worker, method: str, fallback: Any) -> Any:

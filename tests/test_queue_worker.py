@@ -1,0 +1,173 @@
+"""QueueWorker: ack after the handler, retries with backoff, dead letters, concurrency, stop."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from plba import QueueWorker, Task, TaskHandler
+from plba.backoff import Backoff
+from plba.contracts import WorkerState
+from plba.queue import InMemoryTaskQueue
+from tests.helpers import wait_for
+
+FAST_RETRY = Backoff(base=0.01, cap=0.05, jitter=0)
+
+
+@pytest.fixture
+def queue() -> InMemoryTaskQueue:
+    return InMemoryTaskQueue()
+
+
+def run_worker(worker: QueueWorker):
+    worker.start()
+    return worker
+
+
+def stop(worker: QueueWorker) -> None:
+    worker.stop()
+    assert worker.join(10)
+
+
+def test_a_task_is_acknowledged_only_after_its_handler_returned(queue: InMemoryTaskQueue) -> None:
+    # Given a handler that waits for permission to finish
+    release = threading.Event()
+    seen = []
+
+    def handler(task: Task) -> None:
+        seen.append(task.attempts)
+        release.wait(10)
+
+    worker = run_worker(QueueWorker("w", queue, handler))
+    queue.publish(Task("t", 1))
+    # When the handler is still running
+    wait_for(lambda: seen, message="handler called")
+    # Then the task is in flight, not acknowledged, and its attempt was counted before the handler ran
+    assert queue.stats()["in_flight"] == 1 and queue.stats()["acked"] == 0 and seen == [1]
+    assert worker.status().state == WorkerState.BUSY
+    release.set()
+    wait_for(lambda: queue.stats()["acked"] == 1, message="ack")
+    assert worker.status().processed == 1
+    stop(worker)
+
+
+def test_a_failing_task_is_retried_with_backoff_until_it_succeeds(queue: InMemoryTaskQueue) -> None:
+    attempts = []
+
+    def flaky(task: Task) -> None:
+        attempts.append(task.attempts)
+        if task.attempts < 3:
+            raise RuntimeError("database is locked")
+
+    worker = run_worker(QueueWorker("w", queue, flaky, max_attempts=5, retry_backoff=FAST_RETRY))
+    queue.publish(Task("t", 1))
+    wait_for(lambda: worker.status().processed == 1, message="success on the third attempt")
+    assert attempts == [1, 2, 3]
+    assert worker.metrics()["retried"] == 2 and worker.status().last_error == "RuntimeError: database is locked"
+    stop(worker)
+
+
+def test_a_task_that_always_fails_is_dead_lettered_with_its_error(queue: InMemoryTaskQueue) -> None:
+    # Given a handler that always raises and three attempts allowed
+    def broken(task: Task) -> None:
+        raise ValueError(f"cannot parse {task.payload}")
+
+    worker = run_worker(QueueWorker("w", queue, broken, max_attempts=3, retry_backoff=FAST_RETRY))
+    # When a task is processed
+    queue.publish(Task("t", "order-7"))
+    wait_for(lambda: queue.stats()["dead"] == 1, message="dead letter")
+    # Then it was tried three times and dead-lettered with the error; nothing is left anywhere else
+    dead = queue.dead_tasks()[0]
+    assert dead.attempts == 3 and dead.metadata["error"] == "ValueError: cannot parse order-7"
+    assert worker.metrics()["dead_lettered"] == 1
+    stats = queue.stats()
+    assert stats["depth"] == stats["delayed"] == stats["in_flight"] == 0
+    stop(worker)
+
+
+def test_a_task_delivered_beyond_its_attempts_is_dead_lettered_without_running(queue: InMemoryTaskQueue) -> None:
+    # Given a task whose earlier deliveries never finished (the process died mid-handler)
+    ran = []
+    queue.publish(Task("t", 1, {"attempts": 3}))
+    worker = run_worker(QueueWorker("w", queue, ran.append, max_attempts=3))
+    # When it is delivered a fourth time
+    wait_for(lambda: queue.stats()["dead"] == 1, message="dead letter")
+    # Then the handler never ran and the error says why
+    assert ran == []
+    assert "never finished" in queue.dead_tasks()[0].metadata["error"]
+    stop(worker)
+
+
+def test_concurrency_runs_handlers_in_parallel(queue: InMemoryTaskQueue) -> None:
+    # Given three tasks whose handlers each wait for all three to be running
+    barrier = threading.Barrier(3, timeout=10)
+    worker = run_worker(QueueWorker("w", queue, lambda task: barrier.wait(), concurrency=3))
+    for n in range(3):
+        queue.publish(Task("t", n))
+    # Then all three complete (which needs them to run at the same time)
+    wait_for(lambda: worker.status().processed == 3, message="three parallel tasks")
+    assert worker.status().failed == 0
+    stop(worker)
+
+
+def test_a_task_handler_class_is_called_through_handle(queue: InMemoryTaskQueue) -> None:
+    class Collect(TaskHandler):
+        def __init__(self) -> None:
+            self.payloads = []
+
+        def handle(self, task: Task) -> None:
+            self.payloads.append(task.payload)
+
+    handler = Collect()
+    worker = run_worker(QueueWorker("w", queue, handler))
+    queue.publish(Task("t", "hello"))
+    wait_for(lambda: handler.payloads == ["hello"], message="handled")
+    stop(worker)
+
+
+def test_stop_lets_the_in_flight_task_finish_and_leaves_the_rest_queued(queue: InMemoryTaskQueue) -> None:
+    # Given a worker busy with the first of three tasks
+    release = threading.Event()
+    started = threading.Event()
+
+    def slow(task: Task) -> None:
+        started.set()
+        release.wait(10)
+
+    worker = run_worker(QueueWorker("w", queue, slow))
+    for n in range(3):
+        queue.publish(Task("t", n))
+    started.wait(10)
+    # When it is asked to stop and the in-flight task then finishes
+    worker.stop()
+    release.set()
+    # Then it stops with that task processed and the other two still queued
+    assert worker.join(10)
+    assert worker.status().state == WorkerState.STOPPED and worker.status().processed == 1
+    assert queue.stats()["depth"] == 2 and queue.stats()["in_flight"] == 0
+
+
+def test_forced_stop_gives_the_in_flight_task_back_to_the_queue(queue: InMemoryTaskQueue) -> None:
+    release = threading.Event()
+    started = threading.Event()
+
+    def stuck(task: Task) -> None:
+        started.set()
+        release.wait(10)
+
+    worker = run_worker(QueueWorker("w", queue, stuck))
+    queue.publish(Task("t", 1))
+    started.wait(10)
+    assert worker.stuck_for() > 0
+    worker.stop(force=True)
+    assert queue.stats()["depth"] == 1 and queue.stats()["in_flight"] == 0
+    release.set()
+    assert worker.join(10)
+    # The late finish of the abandoned handler does not acknowledge the requeued task.
+    assert queue.stats()["depth"] == 1
+
+
+def test_concurrency_below_one_is_refused(queue: InMemoryTaskQueue) -> None:
+    with pytest.raises(ValueError, match="concurrency must be at least 1"):
+        QueueWorker("w", queue, print, concurrency=0)
