@@ -80,7 +80,8 @@ def queue_problems(settings: Any) -> list[str]:
             problems.append(f"{where}.url: a redis:// URL is required for the redis backend")
         for key, minimum in (("visibility_timeout", 0), ("max_attempts", 1), ("maxsize", 0)):
             value = table.get(key)
-            if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or value < minimum):
+            is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if value is not None and (not is_number or value < minimum):
                 problems.append(f"{where}.{key}: must be a number >= {minimum}, not {value!r}")
     return problems
 

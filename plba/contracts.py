@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-class WorkerState(str, enum.Enum):
+class WorkerState(enum.StrEnum):
     """What a worker is doing right now."""
 
     STARTING = "starting"
@@ -19,19 +19,13 @@ class WorkerState(str, enum.Enum):
     STOPPED = "stopped"
     FAILED = "failed"
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class HealthStatus(str, enum.Enum):
+class HealthStatus(enum.StrEnum):
     """Whether a component can do its job."""
 
     OK = "ok"
     DEGRADED = "degraded"
     UNHEALTHY = "unhealthy"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass

@@ -57,7 +57,9 @@ class _TimedCheck:
         with self._lock:
             if self._pending is None or self._pending.done():
                 self._pending = Future()
-                threading.Thread(target=self._run, args=(self._pending,), name=f"health-{self.name}", daemon=True).start()
+                runner = threading.Thread(target=self._run, args=(self._pending,), name=f"health-{self.name}",
+                                          daemon=True)
+                runner.start()
 
     def result(self, timeout: float) -> Component:
         """The current run's reading, or unhealthy when it raised, overran or returned garbage."""

@@ -8,9 +8,11 @@ from plba.hookspecs import hookimpl
 
 
 class ApplicationModule:
-    """Subclass, set `name` and implement `register(registry)`; optionally `configure(settings)`
-    and `register_health(registry)`. The runtime calls them through the same hooks as
-    module-style plugins."""
+    """Base class for class-style plugins: set `name`, implement `register(registry)`.
+
+    Optionally override `configure(settings)` and `register_health(registry)`; the runtime
+    calls them through the same hooks as module-style plugins.
+    """
 
     name: str = "application"
 

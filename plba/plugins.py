@@ -110,7 +110,8 @@ class PluginSet:
                 if isinstance(exc, KeyboardInterrupt):
                     raise
                 info.fail(exc)
-                logger.error("plugin %s (%s %s) failed to load: %s", info.name, info.distribution, info.version, info.error)
+                logger.error("plugin %s (%s %s) failed to load: %s",
+                             info.name, info.distribution, info.version, info.error)
                 self.infos.append(info)
                 continue
             self.add(plugin, info)

@@ -13,7 +13,7 @@ from typing import Any
 
 from plba.backoff import Backoff
 from plba.config import ConfigurationManager
-from plba.contracts import HealthStatus, Worker, WorkerHealth, WorkerState
+from plba.contracts import HealthStatus, Worker, WorkerState
 from plba.errors import PluginError, StateError
 from plba.health import Component, HealthRegistry, aggregate
 from plba.plugins import PluginSet
@@ -129,7 +129,8 @@ class RuntimeManager:
             self._stop_requested.clear()
             self._force_requested.clear()
             self.failure = None
-            if self.enable_http_control and self.control is None and self.settings.get("platform.control.enabled", True):
+            wants_control = self.enable_http_control and self.settings.get("platform.control.enabled", True)
+            if wants_control and self.control is None:
                 from plba.control.server import ControlServer
 
                 self.control = ControlServer(self)
@@ -145,8 +146,11 @@ class RuntimeManager:
         return self
 
     def stop(self, timeout: float | None = None, force: bool = False) -> StopSummary:
-        """Graceful stop: readiness off, intake stops, in-flight work finishes within the budget,
-        then what remains is forced. Returns (and logs) what finished, stayed queued and was forced."""
+        """Stop gracefully: readiness off, intake stops, in-flight work finishes within the budget.
+
+        What remains after the budget is forced. Returns (and logs) what finished, was forced
+        and stayed queued.
+        """
         with self._lifecycle:
             if self._state not in ("starting", "running"):
                 return self.last_stop or StopSummary()

@@ -29,7 +29,7 @@ class Histogram:
         with self._lock:
             counts, total = list(self._counts), self._sum
         cumulative, running = [], 0
-        for bound, count in zip((*self.buckets, float("inf")), counts):
+        for bound, count in zip((*self.buckets, float("inf")), counts, strict=True):
             running += count
             cumulative.append((bound, running))
         return {"buckets": cumulative, "sum": total, "count": running}

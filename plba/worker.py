@@ -200,7 +200,8 @@ class QueueWorker(Worker):
                 logger.error("task %s (%s) dead-lettered after %d attempt(s): %s", task.id, task.name, attempt, error)
                 self._finish(task, "dead_lettered", error, started)
             else:
-                logger.warning("task %s (%s) failed attempt %d/%d: %s", task.id, task.name, attempt, self.max_attempts, error)
+                logger.warning("task %s (%s) failed attempt %d/%d: %s",
+                               task.id, task.name, attempt, self.max_attempts, error)
                 self._finish(task, "retried", error, started)
         else:
             self._finish(task, "processed", None, started)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-from pathlib import Path
 
 from plba import __version__
 from tests.helpers import PlbaProcess, plba, write_distribution
@@ -130,7 +129,8 @@ def test_a_second_sigint_forces_the_stop(running, project, tmp_path) -> None:
     process.signal(signal.SIGINT)
     assert process.wait() == 0
     output = process.output()
-    assert "forcing stop" in output and "1 forced back to the queue" in output and "finished {'seconds': 600}" not in output
+    assert "forcing stop" in output and "1 forced back to the queue" in output
+    assert "finished {'seconds': 600}" not in output
 
 
 def test_the_shutdown_budget_bounds_a_graceful_stop(running, project, tmp_path) -> None:

@@ -26,4 +26,5 @@ def build_queue(name: str, settings: Any) -> TaskQueue:
         from plba.queue.redis import RedisTaskQueue
 
         return RedisTaskQueue.from_settings(name, table)
-    raise ConfigError(f"platform.queues.{name}.backend: unknown backend {backend!r} (choose one of {', '.join(BACKENDS)})")
+    choices = ", ".join(BACKENDS)
+    raise ConfigError(f"platform.queues.{name}.backend: unknown backend {backend!r} (choose one of {choices})")
