@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import abc
 import enum
-import uuid
+import random
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,7 +69,9 @@ class WorkerStatus:
 
 
 def _new_task_id() -> str:
-    return uuid.uuid4().hex
+    # 128 random bits like uuid4, without its per-call os.urandom cost (the random module
+    # reseeds itself in forked children, so ids do not repeat across processes).
+    return f"{random.getrandbits(128):032x}"
 
 
 @dataclass
@@ -125,6 +128,16 @@ class TaskQueue(abc.ABC):
     @abc.abstractmethod
     def stats(self) -> dict[str, Any]:
         """Counters such as depth, in_flight, delayed and dead."""
+
+    def consume_many(self, max_count: int, timeout: float | None = None) -> list[Task]:
+        """Lease up to `max_count` tasks; backends that can batch override this to save round trips."""
+        task = self.consume(timeout)
+        return [] if task is None else [task]
+
+    def ack_many(self, tasks: Iterable[Task]) -> None:
+        """Acknowledge several tasks; backends that can batch override this."""
+        for task in tasks:
+            self.ack(task)
 
     def dead_letter(self, task: Task, error: str) -> None:
         """Move a leased task to the dead-letter store with its error; by default, just drop the lease."""

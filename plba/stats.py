@@ -1,33 +1,32 @@
-"""Lock-free-enough counters and a fixed-bucket histogram that workers update on the hot path."""
+"""A fixed-bucket histogram that workers update on the hot path."""
 
 from __future__ import annotations
 
 import bisect
-import threading
 
 DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
 class Histogram:
-    """Cumulative-ready bucket counts plus sum and count, as Prometheus exposes them."""
+    """Bucket counts plus sum and count, as Prometheus exposes them.
+
+    Not locked: the owner serialises `observe` (QueueWorker calls it under its own lock), and a
+    snapshot taken meanwhile is at worst one observation behind.
+    """
 
     def __init__(self, buckets: tuple[float, ...] = DURATION_BUCKETS) -> None:
         self.buckets = buckets
         self._counts = [0] * (len(buckets) + 1)
         self._sum = 0.0
-        self._lock = threading.Lock()
 
     def observe(self, value: float) -> None:
         """Record one value."""
-        index = bisect.bisect_left(self.buckets, value)
-        with self._lock:
-            self._counts[index] += 1
-            self._sum += value
+        self._counts[bisect.bisect_left(self.buckets, value)] += 1
+        self._sum += value
 
     def snapshot(self) -> dict:
         """Cumulative counts per upper bound (`+Inf` last), the sum and the count."""
-        with self._lock:
-            counts, total = list(self._counts), self._sum
+        counts, total = list(self._counts), self._sum
         cumulative, running = [], 0
         for bound, count in zip((*self.buckets, float("inf")), counts, strict=True):
             running += count

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import threading
@@ -17,6 +18,8 @@ from plba.tracing.context import extract, use_span
 logger = logging.getLogger("plba.worker")
 
 DEFAULT_MAX_ATTEMPTS = 5
+# Handlers faster than this (seconds) let a thread lease tasks in batches.
+QUICK_HANDLER = 0.001
 
 
 class QueueWorker(Worker):
@@ -24,7 +27,8 @@ class QueueWorker(Worker):
 
     A task is acknowledged only after the handler returned. A handler that raises has the task
     retried with backoff until `max_attempts` (the queue's setting by default), then dead-lettered
-    with its error. Attempts are counted by the queue at delivery, so crashes count too.
+    with its error. Attempts are counted by the queue at delivery, so crashes count too. While
+    handlers are quick, each thread leases up to `prefetch` tasks at a time to save lock round trips.
     """
 
     def __init__(
@@ -39,6 +43,7 @@ class QueueWorker(Worker):
         max_attempts: int | None = None,
         retry_backoff: Backoff | None = None,
         poll_timeout: float = 1.0,
+        prefetch: int = 32,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"worker {name!r}: concurrency must be at least 1, not {concurrency}")
@@ -51,6 +56,9 @@ class QueueWorker(Worker):
         self.max_attempts = max_attempts or getattr(queue, "max_attempts", None) or DEFAULT_MAX_ATTEMPTS
         self.retry_backoff = retry_backoff or getattr(queue, "retry_backoff", None) or Backoff()
         self.poll_timeout = poll_timeout
+        self.prefetch = max(1, prefetch)
+        self._batch_size = 1
+        self._leased: dict[int, collections.deque[Task]] = {}
         self.durations = Histogram()
         self._handle = handler.handle if isinstance(handler, TaskHandler) else handler
         self._lock = threading.Lock()
@@ -100,13 +108,18 @@ class QueueWorker(Worker):
         return not alive
 
     def abandon(self) -> list[Task]:
-        """Give every in-flight task back to the queue and forget it; returns them."""
+        """Give every in-flight task back to the queue and forget it; returns them.
+
+        Tasks leased in a batch but not started yet are released too.
+        """
         with self._lock:
             abandoned = [task for task, _ in self._running.values()]
             self._running.clear()
         for task in abandoned:
             with contextlib.suppress(Exception):
                 self.queue.nack(task)
+        for leased in list(self._leased.values()):
+            self._release(leased)
         return abandoned
 
     # -- readings --------------------------------------------------------------------------
@@ -152,77 +165,104 @@ class QueueWorker(Worker):
     # -- the loop --------------------------------------------------------------------------
 
     def _consume_loop(self) -> None:
+        leased: collections.deque[Task] = collections.deque()
+        self._leased[threading.get_ident()] = leased
         try:
             while not self._stopping.is_set():
-                task = self._lease()
-                if task is None:
-                    continue
-                if self._stopping.is_set():
-                    # Leased after stop was asked: it never started, so it goes back unchanged.
-                    self.queue.release(task)
-                    break
-                self._process(task)
+                leased.extend(self._lease())
+                done: list[Task] = []
+                while leased and not self._stopping.is_set():
+                    try:
+                        task = leased.popleft()
+                    except IndexError:  # a forced stop emptied the batch under us
+                        break
+                    if self._process(task):
+                        done.append(task)
+                # Acks for a batch go in one call; each only after its handler returned.
+                if done:
+                    self.queue.ack_many(done)
         except Exception as exc:  # noqa: BLE001 - a crashed thread is reported, then restarted
             self._crash = f"{type(exc).__name__}: {exc}"
             logger.exception("worker %s: consumer thread crashed", self.name)
+        finally:
+            # Tasks leased but never started go back unchanged for another consumer.
+            self._release(leased)
 
-    def _lease(self) -> Task | None:
+    def _lease(self) -> list[Task]:
         try:
-            task = self.queue.consume(timeout=self.poll_timeout)
+            batch = self.queue.consume_many(self._batch_size, timeout=self.poll_timeout)
         except Exception as exc:  # noqa: BLE001 - a queue outage degrades health; the loop waits and retries
             if self._queue_error is None:
                 logger.error("worker %s: queue unavailable: %s", self.name, exc)
             self._queue_error = f"{type(exc).__name__}: {exc}"
             self._stopping.wait(self.poll_timeout)
-            return None
+            return []
         if self._queue_error is not None:
             logger.info("worker %s: queue available again", self.name)
             self._queue_error = None
-        return task
+        return batch
 
-    def _process(self, task: Task) -> None:
+    def _release(self, leased: collections.deque[Task]) -> None:
+        while leased:
+            try:
+                task = leased.popleft()
+            except IndexError:
+                return
+            with contextlib.suppress(Exception):
+                self.queue.release(task)
+
+    def _process(self, task: Task) -> bool:
+        """Run one task; True when it succeeded and is the caller's to acknowledge."""
         attempt = task.attempts
         if attempt > self.max_attempts:
             # Delivered more often than allowed without a verdict: earlier runs crashed the process.
-            self._finish(task, "dead_lettered", f"gave up after {attempt - 1} attempt(s) that never finished")
-            return
+            return self._finish(task, "dead_lettered", f"gave up after {attempt - 1} attempt(s) that never finished")
         ident = threading.get_ident()
         started = time.monotonic()
         with self._lock:
             self._running[ident] = (task, started)
         try:
-            with self._trace_scope(task):
+            if self.traces is None and "traceparent" not in task.metadata:
                 self._handle(task)
+            else:
+                with self._trace_scope(task):
+                    self._handle(task)
         except Exception as exc:  # noqa: BLE001 - the handler's failure is the task's failure
             error = f"{type(exc).__name__}: {exc}"
             self._last_error = error
             if attempt >= self.max_attempts:
                 logger.error("task %s (%s) dead-lettered after %d attempt(s): %s", task.id, task.name, attempt, error)
-                self._finish(task, "dead_lettered", error, started)
-            else:
-                logger.warning("task %s (%s) failed attempt %d/%d: %s",
-                               task.id, task.name, attempt, self.max_attempts, error)
-                self._finish(task, "retried", error, started)
-        else:
-            self._finish(task, "processed", None, started)
+                return self._finish(task, "dead_lettered", error, started)
+            logger.warning("task %s (%s) failed attempt %d/%d: %s",
+                           task.id, task.name, attempt, self.max_attempts, error)
+            return self._finish(task, "retried", error, started)
+        return self._finish(task, "processed", None, started)
 
-    def _finish(self, task: Task, outcome: str, error: str | None, started: float | None = None) -> None:
+    def _finish(self, task: Task, outcome: str, error: str | None, started: float | None = None) -> bool:
+        """Record the outcome and settle failures with the queue; True when a success awaits its ack."""
+        now = time.monotonic()
         with self._lock:
             owned = self._running.pop(threading.get_ident(), None) is not None or started is None
             self._counts[outcome] += 1
             if outcome != "processed":
                 self._counts["failed"] += 1
+            if started is not None:
+                self.durations.observe(now - started)
+        self._last_progress = now
         if started is not None:
-            self.durations.observe(time.monotonic() - started)
-        self._last_progress = time.monotonic()
+            # Lease in batches only while handlers are quick: a slow handler holding a batch
+            # would starve the other threads.
+            quick = now - started < QUICK_HANDLER
+            self._batch_size = min(self._batch_size * 2, self.prefetch) if quick else 1
         if not owned:
-            return  # a forced stop already gave this task back to the queue
+            return False  # a forced stop already gave this task back to the queue
         if outcome == "processed":
-            self.queue.ack(task)
-        elif outcome == "retried":
+            return True
+        if outcome == "retried":
             self.queue.nack(task, retry_delay=self.retry_backoff.delay(task.attempts))
         else:
             self.queue.dead_letter(task, error or "failed")
+        return False
 
     def _trace_scope(self, task: Task) -> contextlib.AbstractContextManager:
         if self.traces is not None:

@@ -7,6 +7,7 @@ import heapq
 import itertools
 import threading
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from plba.contracts import Task, TaskQueue
@@ -51,27 +52,42 @@ class InMemoryTaskQueue(TaskQueue):
 
     def consume(self, timeout: float | None = None) -> Task | None:
         """Lease the next visible task, counting the attempt; None after `timeout` with nothing."""
+        leased = self.consume_many(1, timeout)
+        return leased[0] if leased else None
+
+    def consume_many(self, max_count: int, timeout: float | None = None) -> list[Task]:
+        """Lease up to `max_count` visible tasks in one go, waiting up to `timeout` for the first."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._not_empty:
             wakeups = self._wakeups
             while True:
-                self._promote_due()
+                if self._delayed:
+                    self._promote_due()
                 if self._ready:
-                    task = self._ready.popleft()
-                    task.metadata["attempts"] = task.attempts + 1
-                    self._in_flight[task.id] = task
-                    return task
+                    leased = []
+                    for _ in range(min(max_count, len(self._ready))):
+                        task = self._ready.popleft()
+                        metadata = task.metadata
+                        metadata["attempts"] = metadata.get("attempts", 0) + 1
+                        self._in_flight[task.id] = task
+                        leased.append(task)
+                    return leased
                 wait = self._wait_time(deadline)
                 if (wait is not None and wait <= 0) or wakeups != self._wakeups:
-                    return None
+                    return []
                 self._not_empty.wait(wait)
 
     def ack(self, task: Task) -> None:
         """Forget a leased task: it is done."""
+        self.ack_many((task,))
+
+    def ack_many(self, tasks: Iterable[Task]) -> None:
+        """Forget several leased tasks at once."""
         with self._lock:
-            if self._in_flight.pop(task.id, None) is not None:
-                self._acked += 1
-                self._not_full.notify_all()
+            for task in tasks:
+                if self._in_flight.pop(task.id, None) is not None:
+                    self._acked += 1
+            self._not_full.notify_all()
 
     def nack(self, task: Task, retry_delay: float | None = None) -> None:
         """Return a leased task, visible again at once or after `retry_delay` seconds."""

@@ -1,0 +1,60 @@
+"""Sessions: `nox -s tests` installs and runs the test suite; `bench_*` run one benchmark each."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["tests"]
+nox.options.reuse_existing_virtualenvs = True
+
+PYTHON = "3.11"
+
+
+def install_project(session: nox.Session, *extra: str) -> None:
+    """Install plba and the mail order bot plugin (editable, so coverage and tracebacks point here)."""
+    session.install("-e", ".[test,otel]", "-e", "./plugins/mail_order_bot", *extra)
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """Install the test servers and the project, then run every test."""
+    session.run("bash", "scripts/install-test-servers.sh", external=True)
+    install_project(session)
+    session.run("pytest", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def bench_pipeline(session: nox.Session) -> None:
+    """In-memory pipeline throughput against bare queue.Queue + 4 threads (with and without tracing)."""
+    install_project(session)
+    session.run("python", "benchmarks/pipeline.py", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def bench_cli(session: nox.Session) -> None:
+    """`plba plugins list` wall time against `python -c "import typer"`."""
+    install_project(session)
+    session.run("python", "benchmarks/cli_startup.py", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def bench_control(session: nox.Session) -> None:
+    """GET /health requests per second under load against bare Flask on waitress."""
+    install_project(session)
+    session.run("python", "benchmarks/health_rps.py", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def bench_redis(session: nox.Session) -> None:
+    """Redis queue throughput against Dramatiq, RQ and a bare redis-py loop."""
+    session.run("bash", "scripts/install-test-servers.sh", external=True)
+    install_project(session, "dramatiq[redis]", "rq")
+    session.run("python", "benchmarks/redis_throughput.py", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def bench_mail(session: nox.Session) -> None:
+    """The mail order bot on Dovecot against the previous generation's single loop."""
+    session.run("bash", "scripts/install-test-servers.sh", external=True)
+    install_project(session)
+    session.run("python", "benchmarks/mail_bot_throughput.py", *session.posargs)

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the real servers the tests talk to (Redis, Dovecot) from Debian's packages when missing.
+# Run as root (CI is); elsewhere it says what is missing and leaves the decision to you.
+set -euo pipefail
+
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v dovecot >/dev/null 2>&1 || missing+=(dovecot-imapd)
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "the tests need these Debian packages: ${missing[*]} (sudo apt-get install -y ${missing[*]})" >&2
+  exit 0
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq "${missing[@]}" >/dev/null
+# The package starts a system Dovecot on the standard ports; the tests run their own, so stop it.
+if command -v dovecot >/dev/null 2>&1; then
+  (service dovecot stop || pkill -x dovecot || true) >/dev/null 2>&1
+fi
