@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import signal
+from pathlib import Path
 
 from plba import __version__
-from tests.helpers import PlbaProcess, plba, write_distribution
+from tests.helpers import PlbaProcess, plba, plba_env, write_distribution
 
 SLOW_PLUGIN = '''
 import sys
@@ -62,6 +63,14 @@ def register_workers(registry):
 '''
 
 
+def slow_plugin_env(tmp_path: Path, seconds: str, **extra: str) -> dict[str, str]:
+    """Environment that runs only the slow plugin, whose first task takes `seconds`."""
+    site = write_distribution(tmp_path / "slow-site", "slow-plugin", "1.0", {"slow": "slow_plugin"},
+                              {"slow_plugin": SLOW_PLUGIN})
+    return plba_env(site, PLBA_PLATFORM__CONTROL__ENABLED="false", PLBA_LOAD_PLUGINS="slow",
+                    PLBA_SLOW__SECONDS=seconds, **extra)
+
+
 def start(running, project, env, *args: str) -> PlbaProcess:
     process = PlbaProcess("run", *args, cwd=project, env=env)
     running.append(process)
@@ -102,11 +111,7 @@ def test_the_selection_variable_deselects_the_broken_plugin(running, project, en
 
 
 def test_sigterm_lets_the_in_flight_task_finish(running, project, tmp_path) -> None:
-    from tests.helpers import plba_env
-
-    site = write_distribution(tmp_path / "slow-site", "slow-plugin", "1.0", {"slow": "slow_plugin"},
-                              {"slow_plugin": SLOW_PLUGIN})
-    env = plba_env(site, PLBA_PLATFORM__CONTROL__ENABLED="false", PLBA_SLOW__SECONDS="1.5")
+    env = slow_plugin_env(tmp_path, seconds="1.5")
     process = start(running, project, env)
     process.wait_for_output("started {'seconds': 1.5}")
     process.signal(signal.SIGTERM)
@@ -117,11 +122,7 @@ def test_sigterm_lets_the_in_flight_task_finish(running, project, tmp_path) -> N
 
 
 def test_a_second_sigint_forces_the_stop(running, project, tmp_path) -> None:
-    from tests.helpers import plba_env
-
-    site = write_distribution(tmp_path / "slow-site", "slow-plugin", "1.0", {"slow": "slow_plugin"},
-                              {"slow_plugin": SLOW_PLUGIN})
-    env = plba_env(site, PLBA_PLATFORM__CONTROL__ENABLED="false", PLBA_SLOW__SECONDS="600")
+    env = slow_plugin_env(tmp_path, seconds="600")
     process = start(running, project, env)
     process.wait_for_output("started {'seconds': 600}")
     process.signal(signal.SIGINT)
@@ -134,12 +135,7 @@ def test_a_second_sigint_forces_the_stop(running, project, tmp_path) -> None:
 
 
 def test_the_shutdown_budget_bounds_a_graceful_stop(running, project, tmp_path) -> None:
-    from tests.helpers import plba_env
-
-    site = write_distribution(tmp_path / "slow-site", "slow-plugin", "1.0", {"slow": "slow_plugin"},
-                              {"slow_plugin": SLOW_PLUGIN})
-    env = plba_env(site, PLBA_PLATFORM__CONTROL__ENABLED="false", PLBA_SLOW__SECONDS="600",
-                   PLBA_PLATFORM__SHUTDOWN_TIMEOUT="0.3")
+    env = slow_plugin_env(tmp_path, seconds="600", PLBA_PLATFORM__SHUTDOWN_TIMEOUT="0.3")
     process = start(running, project, env)
     process.wait_for_output("started {'seconds': 600}")
     process.signal(signal.SIGTERM)
@@ -148,11 +144,9 @@ def test_the_shutdown_budget_bounds_a_graceful_stop(running, project, tmp_path) 
 
 
 def test_a_critical_worker_that_keeps_crashing_ends_run_with_exit_code_one(running, project, tmp_path) -> None:
-    from tests.helpers import plba_env
-
     site = write_distribution(tmp_path / "crash-site", "crash-plugin", "1.0", {"crash": "crash_plugin"},
                               {"crash_plugin": CRASHING_PLUGIN})
-    env = plba_env(site, PLBA_PLATFORM__CONTROL__ENABLED="false",
+    env = plba_env(site, PLBA_PLATFORM__CONTROL__ENABLED="false", PLBA_LOAD_PLUGINS="crash",
                    PLBA_PLATFORM__SUPERVISOR__RESTART_BUDGET="2", PLBA_PLATFORM__SUPERVISOR__RESTART_BACKOFF="0.01")
     process = start(running, project, env)
     assert process.wait() == 1
