@@ -74,16 +74,20 @@ def plba_pipeline(tasks: int, traces: TraceService | None = None) -> float:
     return elapsed
 
 
-def best(run, rounds: int) -> float:
-    """The median of `rounds` timings, which is steadier than one run on a shared machine."""
-    return statistics.median(run() for _ in range(rounds))
+def interleaved_medians(variants: dict, rounds: int) -> dict[str, float]:
+    """Median seconds per variant, running every variant once per round so drift hits all alike."""
+    timings: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(rounds):
+        for name, run in variants.items():
+            timings[name].append(run())
+    return {name: statistics.median(values) for name, values in timings.items()}
 
 
 def main() -> None:
     """Measure every variant and print rates and ratios."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tasks", type=int, default=50_000)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         jsonl = TraceService(JsonlTraceTransport(Path(tmp) / "traces.jsonl"))
@@ -93,7 +97,7 @@ def main() -> None:
             "  ... with tracing (noop transport)": lambda: plba_pipeline(args.tasks, TraceService(NoOpTraceTransport())),
             "  ... with tracing (jsonl transport)": lambda: plba_pipeline(args.tasks, jsonl),
         }
-        seconds = {name: best(run, args.rounds) for name, run in variants.items()}
+        seconds = interleaved_medians(variants, args.rounds)
     reference = args.tasks / seconds["bare queue.Queue + 4 threads"]
     print(f"{args.tasks} no-op tasks, {WORKERS} workers, median of {args.rounds} rounds")
     print(f"{'variant':45} {'tasks/s':>10} {'ratio':>7}")

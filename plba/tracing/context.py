@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
+import random
 import re
-import secrets
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 
@@ -24,11 +25,11 @@ class SpanContext:
     @classmethod
     def new_root(cls) -> SpanContext:
         """A span that starts a new trace."""
-        return cls(trace_id=secrets.token_hex(16), span_id=secrets.token_hex(8))
+        return cls(trace_id=_random_hex(128), span_id=_random_hex(64))
 
     def child(self) -> SpanContext:
         """A new span inside this one."""
-        return SpanContext(self.trace_id, secrets.token_hex(8), self.span_id)
+        return SpanContext(self.trace_id, _random_hex(64), self.span_id)
 
     @property
     def traceparent(self) -> str:
@@ -43,6 +44,15 @@ class SpanContext:
             return None
         return cls(trace_id=match.group(1), span_id=match.group(2))
 
+
+def _random_hex(bits: int) -> str:
+    # Trace ids need uniqueness, not secrecy; random is several times cheaper than os.urandom,
+    # and it reseeds itself in forked children. Zero is invalid in W3C Trace Context.
+    return f"{random.getrandbits(bits) or 1:0{bits // 4}x}"
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 _current: contextvars.ContextVar[SpanContext | None] = contextvars.ContextVar("plba_span", default=None)
 
@@ -60,6 +70,23 @@ def use_span(span: SpanContext | None) -> Iterator[SpanContext | None]:
         yield span
     finally:
         _current.reset(token)
+
+
+def wrap(fn: Callable[P, R]) -> Callable[P, R]:
+    """Bind `fn` to the context current now, so it keeps the trace when another thread runs it.
+
+    Threads and ThreadPoolExecutor start from an empty context: `executor.submit(wrap(fn), x)`
+    carries the current trace (and every other context variable) into the pool.
+    """
+    captured = contextvars.copy_context()
+
+    @functools.wraps(fn)
+    def run_in_context(*args: P.args, **kwargs: P.kwargs) -> R:
+        # One Context cannot be entered by two threads at once, and a wrapped function may be
+        # mapped over many items in parallel: each call runs in its own copy.
+        return captured.copy().run(fn, *args, **kwargs)
+
+    return run_in_context
 
 
 def inject(metadata: MutableMapping[str, Any]) -> None:

@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import logging
 import threading
 import time
-from collections.abc import Iterator, MutableMapping
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from plba.contracts import HealthStatus, WorkerHealth
-from plba.tracing.context import SpanContext, extract, use_span
+from plba.tracing.context import SpanContext, _current, extract
 from plba.tracing.transports import NoOpTraceTransport, TraceTransport
 
 logger = logging.getLogger("plba.tracing")
 
 
-@dataclass
+@dataclass(slots=True)
 class Span:
     """A span being recorded: identity, timing, attributes, messages and error."""
 
@@ -48,6 +47,32 @@ class Span:
 _active: contextvars.ContextVar[Span | None] = contextvars.ContextVar("plba_active_span", default=None)
 
 
+class SpanScope:
+    """The `with` block of one span: makes it current, records an escaping error, then emits it.
+
+    A plain class rather than a generator-based context manager: it runs once per task.
+    """
+
+    __slots__ = ("_service", "_span", "_tokens")
+
+    def __init__(self, service: TraceService, context: SpanContext, name: str, attributes: dict[str, Any]) -> None:
+        self._service = service
+        self._span = Span(context, name, attributes)
+        self._tokens: tuple[Any, Any] | None = None
+
+    def __enter__(self) -> Span:
+        self._tokens = (_active.set(self._span), _current.set(self._span.context))
+        return self._span
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, _tb: Any) -> None:
+        active_token, current_token = self._tokens
+        _current.reset(current_token)
+        _active.reset(active_token)
+        if exc is not None:
+            self._span.error = f"{exc_type.__name__}: {exc}"
+        self._service.finish(self._span)
+
+
 class TraceService:
     """Platform tracing: traces where work is discovered, spans for steps, messages for milestones."""
 
@@ -58,27 +83,20 @@ class TraceService:
         self.failures = 0
         self.last_failure: str | None = None
 
-    @contextlib.contextmanager
-    def trace(self, name: str, **attributes: Any) -> Iterator[Span]:
-        """Open a new trace (a root span) for a piece of discovered work."""
-        with self._record(SpanContext.new_root(), name, attributes) as span:
-            yield span
+    def trace(self, name: str, **attributes: Any) -> SpanScope:
+        """Open a new trace (a root span) for a piece of discovered work; use it with `with`."""
+        return SpanScope(self, SpanContext.new_root(), name, attributes)
 
-    @contextlib.contextmanager
-    def span(self, name: str, **attributes: Any) -> Iterator[Span]:
+    def span(self, name: str, **attributes: Any) -> SpanScope:
         """Open a step inside the current span, or a new trace when none is current."""
         current = _active.get()
         context = current.context.child() if current else SpanContext.new_root()
-        with self._record(context, name, attributes) as span:
-            yield span
+        return SpanScope(self, context, name, attributes)
 
-    @contextlib.contextmanager
-    def resume(self, metadata: MutableMapping[str, Any] | None, name: str, **attributes: Any) -> Iterator[Span]:
+    def resume(self, metadata: MutableMapping[str, Any] | None, name: str, **attributes: Any) -> SpanScope:
         """Continue the trace carried in task metadata (or start one) with a span named `name`."""
         parent = extract(metadata)
-        context = parent.child() if parent else SpanContext.new_root()
-        with self._record(context, name, attributes) as span:
-            yield span
+        return SpanScope(self, parent.child() if parent else SpanContext.new_root(), name, attributes)
 
     def message(self, text: str, **attributes: Any) -> None:
         """Add a business milestone to the current span; ignored when no span is current."""
@@ -100,19 +118,11 @@ class TraceService:
         """Close the transport."""
         self.transport.close()
 
-    @contextlib.contextmanager
-    def _record(self, context: SpanContext, name: str, attributes: dict[str, Any]) -> Iterator[Span]:
-        span = Span(context, name, attributes)
-        token = _active.set(span)
-        try:
-            with use_span(context):
-                yield span
-        except BaseException as exc:
-            span.error = f"{type(exc).__name__}: {exc}"
-            raise
-        finally:
-            _active.reset(token)
-            self._emit(span.to_record(time.time()))
+    def finish(self, span: Span) -> None:
+        """Hand a finished span to the transport; a failing transport is counted, never raised."""
+        if self.transport.discards:
+            return
+        self._emit(span.to_record(time.time()))
 
     def _emit(self, record: dict[str, Any]) -> None:
         # A transport failure must never fail the task being traced: count it and carry on.

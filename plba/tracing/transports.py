@@ -15,6 +15,9 @@ logger = logging.getLogger("plba.traces")
 class TraceTransport(abc.ABC):
     """Receives each finished span as a JSON-ready record."""
 
+    # True for a transport that drops everything, so the service can skip building records.
+    discards = False
+
     @abc.abstractmethod
     def emit(self, record: dict[str, Any]) -> None:
         """Deliver one span record; may raise, and the service counts the failure."""
@@ -25,6 +28,8 @@ class TraceTransport(abc.ABC):
 
 class NoOpTraceTransport(TraceTransport):
     """Drops every record: tracing context still propagates, nothing is written."""
+
+    discards = True
 
     def emit(self, record: dict[str, Any]) -> None:
         """Drop the record."""
