@@ -126,22 +126,28 @@ def test_a_task_handler_class_is_called_through_handle(queue: InMemoryTaskQueue)
     stop(worker)
 
 
+class Gate:
+    """A handler that signals it started, then waits until the test opens the gate."""
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, task: Task) -> None:
+        self.started.set()
+        self.release.wait(10)
+
+
 def test_stop_lets_the_in_flight_task_finish_and_leaves_the_rest_queued(queue: InMemoryTaskQueue) -> None:
     # Given a worker busy with the first of three tasks
-    release = threading.Event()
-    started = threading.Event()
-
-    def slow(task: Task) -> None:
-        started.set()
-        release.wait(10)
-
-    worker = run_worker(QueueWorker("w", queue, slow))
+    gate = Gate()
+    worker = run_worker(QueueWorker("w", queue, gate))
     for n in range(3):
         queue.publish(Task("t", n))
-    started.wait(10)
+    gate.started.wait(10)
     # When it is asked to stop and the in-flight task then finishes
     worker.stop()
-    release.set()
+    gate.release.set()
     # Then it stops with that task processed and the other two still queued
     assert worker.join(10)
     assert worker.status().state == WorkerState.STOPPED and worker.status().processed == 1
@@ -149,20 +155,17 @@ def test_stop_lets_the_in_flight_task_finish_and_leaves_the_rest_queued(queue: I
 
 
 def test_forced_stop_gives_the_in_flight_task_back_to_the_queue(queue: InMemoryTaskQueue) -> None:
-    release = threading.Event()
-    started = threading.Event()
-
-    def stuck(task: Task) -> None:
-        started.set()
-        release.wait(10)
-
-    worker = run_worker(QueueWorker("w", queue, stuck))
+    # Given a worker stuck in a handler
+    gate = Gate()
+    worker = run_worker(QueueWorker("w", queue, gate))
     queue.publish(Task("t", 1))
-    started.wait(10)
+    gate.started.wait(10)
     assert worker.stuck_for() > 0
+    # When it is stopped with force
     worker.stop(force=True)
+    # Then the task is back in the queue at once
     assert queue.stats()["depth"] == 1 and queue.stats()["in_flight"] == 0
-    release.set()
+    gate.release.set()
     assert worker.join(10)
     # The late finish of the abandoned handler does not acknowledge the requeued task.
     assert queue.stats()["depth"] == 1
