@@ -15,7 +15,7 @@ from dynaconf import Dynaconf, Validator
 from dynaconf.utils.parse_conf import parse_conf_data
 from dynaconf.validator import ValidationError
 
-from plba.errors import ConfigError
+from plba.errors import ConfigError, PlbaError
 
 logger = logging.getLogger("plba.config")
 
@@ -174,7 +174,7 @@ class ConfigurationManager:
                 if prepare is not None:
                     prepare(new)
                 self.validate(new)
-            except ConfigError:
+            except PlbaError:
                 self.secret_keys = previous_secrets
                 raise
             changed = changed_keys(settings_dict(self.settings), settings_dict(new))

@@ -97,15 +97,20 @@ class RuntimeManager:
             self.supervisor.add(worker)
         self.config.subscribe(self._on_reload)
 
-    def configure_plugins(self, settings: Any) -> None:
-        """Call every plugin's `configure` hook with `settings`; PluginError names the ones that raised."""
+    def configure_plugins(self, settings: Any, mark_failed: bool = True) -> None:
+        """Call every plugin's `configure` hook with `settings`; PluginError names the ones that raised.
+
+        At start-up a plugin that raises is marked failed; on a reload (`mark_failed=False`) the
+        running plugin stays as it is and only the reload is refused.
+        """
         failures = []
         for info, call in self.plugins.callers("configure"):
             try:
                 call(settings=settings)
             except Exception as exc:  # noqa: BLE001 - reported with the plugin's name
-                info.fail(exc)
-                failures.append(f"plugin {info.name!r} failed in configure: {info.error}")
+                if mark_failed:
+                    info.fail(exc)
+                failures.append(f"plugin {info.name!r} failed in configure: {type(exc).__name__}: {exc}")
         if failures:
             raise PluginError(failures)
 
@@ -207,7 +212,7 @@ class RuntimeManager:
 
     def reload(self) -> list[str]:
         """Re-read configuration; plugins' `configure` runs on the new settings. Returns changed keys."""
-        return self.config.reload(prepare=self.configure_plugins)
+        return self.config.reload(prepare=lambda settings: self.configure_plugins(settings, mark_failed=False))
 
     # -- readings --------------------------------------------------------------------------
 

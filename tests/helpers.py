@@ -12,19 +12,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from plba.testing import wait_until
+
 REPO = Path(__file__).resolve().parent.parent
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 10.0, message: str = "condition") -> Any:
     """Poll `condition` until it returns something truthy; fail the test after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {message}")
-        time.sleep(0.01)
+    return wait_until(condition, timeout=timeout, message=message)
 
 
 def write_distribution(site: Path, dist: str, version: str, entry_points: dict[str, str],

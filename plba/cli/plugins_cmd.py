@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -36,3 +37,18 @@ def list_plugins(
                       f"[{style}]{info.status}[/]", info.error or "")
     console = Console()
     console.print(table if infos else "No plugins found in the 'plba.modules' entry-point group.")
+
+
+@app.command("new")
+def new_plugin(
+    name: Annotated[str, typer.Argument(help="The plugin's name: package, entry point and settings section.")],
+    path: Annotated[Path, typer.Option("--path", help="Directory to create the project in.")] = Path("."),
+) -> None:
+    """Create a pip-installable plugin project PATH/NAME with a worker, a health check, settings and tests."""
+    from plba.cli.common import reported_errors
+    from plba.scaffold import new_plugin as scaffold
+
+    with reported_errors():
+        project = scaffold(name, path)
+    typer.echo(f"created {project}")
+    typer.echo(f"next: cd {project} && pip install -e '.[test]' && pytest && plba run --plugin {name}")
