@@ -13,15 +13,41 @@ from plba.tracing.context import current_span
 PLAIN_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s%(trace_suffix)s"
 
 
+# Attributes every LogRecord has; anything else on a record came from `extra=` and goes into JSON lines.
+_RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message", "asctime", "trace_id", "span_id", "trace_suffix"}
+
+
+def _annotate(record: logging.LogRecord) -> None:
+    span = current_span()
+    record.trace_id = span.trace_id if span else None
+    record.span_id = span.span_id if span else None
+
+
+def install_record_factory() -> None:
+    """Make every record carry `trace_id` and `span_id` from its creation, whichever handler gets it."""
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "_plba", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        _annotate(record)
+        return record
+
+    factory._plba = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
+
+
 class TraceContextFilter(logging.Filter):
-    """Adds `trace_id` and `span_id` (None outside a trace) to every record."""
+    """Adds `trace_id` and `span_id` (None outside a trace) to every record, and a suffix for text formats."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Annotate the record; never drops it."""
-        span = current_span()
-        record.trace_id = span.trace_id if span else None
-        record.span_id = span.span_id if span else None
-        record.trace_suffix = f" [trace={span.trace_id} span={span.span_id}]" if span else ""
+        # Ids set at creation win: a handler may run in another thread than the code that logged.
+        if not hasattr(record, "trace_id"):
+            _annotate(record)
+        record.trace_suffix = f" [trace={record.trace_id} span={record.span_id}]" if record.trace_id else ""
         return True
 
 
@@ -38,6 +64,9 @@ class JsonFormatter(logging.Formatter):
             "trace_id": getattr(record, "trace_id", None),
             "span_id": getattr(record, "span_id", None),
         }
+        for key, value in vars(record).items():
+            if key not in _RECORD_FIELDS and not key.startswith("_"):
+                data.setdefault(key, value)
         if record.exc_info:
             data["exc_info"] = self.formatException(record.exc_info)
         return json.dumps(data, default=str)
@@ -48,6 +77,7 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", stream: Any = None
     stream = stream or sys.stderr
     if fmt == "auto":
         fmt = "rich" if getattr(stream, "isatty", lambda: False)() else "plain"
+    install_record_factory()
     handler = _handler(fmt, stream)
     handler.addFilter(TraceContextFilter())
     handler._plba = True  # type: ignore[attr-defined]

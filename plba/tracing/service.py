@@ -89,9 +89,9 @@ class TraceService:
 
     def span(self, name: str, **attributes: Any) -> SpanScope:
         """Open a step inside the current span, or a new trace when none is current."""
-        current = _active.get()
-        context = current.context.child() if current else SpanContext.new_root()
-        return SpanScope(self, context, name, attributes)
+        # The context, not the recorded span: a trace resumed without a service (use_span) nests too.
+        current = _current.get()
+        return SpanScope(self, current.child() if current else SpanContext.new_root(), name, attributes)
 
     def resume(self, metadata: MutableMapping[str, Any] | None, name: str, **attributes: Any) -> SpanScope:
         """Continue the trace carried in task metadata (or start one) with a span named `name`."""
@@ -109,9 +109,12 @@ class TraceService:
         return _active.get()
 
     def health(self) -> WorkerHealth:
-        """Degraded while the transport has failed since the last successful emit."""
+        """Degraded while the transport has failed since its last success (emit, or a later export)."""
         if self.last_failure:
             return WorkerHealth(HealthStatus.DEGRADED, f"{self.failures} span(s) lost: {self.last_failure}")
+        failure = self.transport.failure()
+        if failure:
+            return WorkerHealth(HealthStatus.DEGRADED, f"trace export failing: {failure}")
         return WorkerHealth(HealthStatus.OK, f"{self.emitted} span(s) emitted")
 
     def close(self) -> None:
@@ -130,10 +133,16 @@ class TraceService:
             self.transport.emit(record)
         except Exception as exc:  # noqa: BLE001 - any transport error is reported through health
             with self._lock:
+                first = self.last_failure is None
                 self.failures += 1
                 self.last_failure = f"{type(exc).__name__}: {exc}"
-            logger.warning("trace transport failed: %s", self.last_failure)
+            # Once per outage, not once per span: a broken transport must not flood the log.
+            if first:
+                logger.warning("trace transport failing, spans are being lost: %s", self.last_failure)
         else:
             with self._lock:
+                recovered = self.last_failure is not None
                 self.emitted += 1
                 self.last_failure = None
+            if recovered:
+                logger.info("trace transport recovered")

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import abc
+import contextlib
 import json
 import logging
 import threading
 from pathlib import Path
 from typing import Any
+
+from plba.errors import ConfigError
+from plba.tracing.context import SpanContext, use_span
 
 logger = logging.getLogger("plba.traces")
 
@@ -21,6 +25,10 @@ class TraceTransport(abc.ABC):
     @abc.abstractmethod
     def emit(self, record: dict[str, Any]) -> None:
         """Deliver one span record; may raise, and the service counts the failure."""
+
+    def failure(self) -> str | None:
+        """Why spans already accepted are being lost (a failing background export), else None."""
+        return None
 
     def close(self) -> None:
         """Flush and release resources."""
@@ -39,37 +47,56 @@ class LogTraceTransport(TraceTransport):
     """Writes each span as one log line on the `plba.traces` logger."""
 
     def emit(self, record: dict[str, Any]) -> None:
-        """Log the span's name, duration and messages."""
+        """Log the span's name, duration and messages, the line carrying the span's own ids."""
         messages = "; ".join(m["message"] for m in record["messages"])
-        logger.info(
-            "span %s %.1f ms%s%s",
-            record["name"],
-            record["duration_ms"],
-            f" error={record['error']}" if record["error"] else "",
-            f" [{messages}]" if messages else "",
-        )
+        # The span has ended, so the ids current here are its parent's (or none): make its own current.
+        with use_span(SpanContext(record["trace_id"], record["span_id"], record["parent_id"])):
+            logger.info(
+                "span %s %.1f ms%s%s",
+                record["name"],
+                record["duration_ms"],
+                f" error={record['error']}" if record["error"] else "",
+                f" [{messages}]" if messages else "",
+            )
 
 
 class JsonlTraceTransport(TraceTransport):
-    """Appends one JSON object a span to a file; a lock keeps lines whole under threads."""
+    """Appends one JSON object a span to a file; a lock keeps lines whole under threads.
+
+    The file is opened at the first span, and again after a failure: a path that cannot be
+    written fails emits (counted by the service as degraded health), never the runtime's start.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._file = self.path.open("a", encoding="utf-8")
+        self._file: Any = None
 
     def emit(self, record: dict[str, Any]) -> None:
         """Append the record as one line and flush it, so readers see whole lines only."""
         line = json.dumps(record, default=str, separators=(",", ":")) + "\n"
         with self._lock:
-            self._file.write(line)
-            self._file.flush()
+            if self._file is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = self.path.open("a", encoding="utf-8")
+            try:
+                self._file.write(line)
+                self._file.flush()
+            except Exception:
+                # A half-written buffer must not prefix the next line: start over with a fresh file object.
+                self._close()
+                raise
 
     def close(self) -> None:
         """Close the file."""
         with self._lock:
-            self._file.close()
+            self._close()
+
+    def _close(self) -> None:
+        file, self._file = self._file, None
+        if file is not None:
+            with contextlib.suppress(OSError):
+                file.close()
 
 
 def build_transport(settings: Any) -> TraceTransport:
@@ -82,7 +109,10 @@ def build_transport(settings: Any) -> TraceTransport:
     if kind == "jsonl":
         return JsonlTraceTransport(settings.get("platform.tracing.path", "var/traces.jsonl"))
     if kind == "otel":
-        from plba.tracing.otel import OtelTraceTransport
-
-        return OtelTraceTransport()
-    raise ValueError(f"unknown transport {kind!r}")
+        try:
+            from plba.tracing.otel import OtelTraceTransport
+        except ImportError as exc:
+            raise ConfigError(f"platform.tracing.transport = 'otel' needs the otel extra "
+                              f"(pip install 'plba[otel]'): {exc}") from exc
+        return OtelTraceTransport.from_settings(settings)
+    raise ConfigError(f"platform.tracing.transport: unknown transport {kind!r} (noop, log, jsonl or otel)")

@@ -1,0 +1,124 @@
+"""`plba traces show` and `plba traces tail`, run as the user runs them: as subprocesses."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import pytest
+
+from plba.tracing import JsonlTraceTransport, TraceService
+from tests.helpers import PlbaProcess, plba, plba_env
+
+
+@pytest.fixture
+def cwd(tmp_path: Path) -> Path:
+    """An empty project directory."""
+    path = tmp_path / "project"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def env() -> dict[str, str]:
+    """A clean environment for `plba`, wide enough that Rich never wraps a line."""
+    return plba_env(COLUMNS="200")
+
+
+def write_trace(path: Path) -> str:
+    """Write one trace (a root with a message, a failing child) through the jsonl transport; return its id."""
+    traces = TraceService(JsonlTraceTransport(path))
+    with traces.trace("job.discovered", uid=7) as root:
+        traces.message("mail fetched", size=3)
+        try:
+            with traces.span("store"):
+                raise RuntimeError("database is locked")
+        except RuntimeError:
+            pass
+    with traces.trace("another.job"):
+        pass
+    traces.close()
+    return root.context.trace_id
+
+
+def test_given_a_trace_in_the_file_when_shown_then_a_tree_lists_spans_durations_messages_and_errors(
+        cwd: Path, env: dict[str, str]) -> None:
+    """Given a jsonl file, when `plba traces show ID --path FILE`, then the tree shows that trace only."""
+    path = cwd / "t.jsonl"
+    trace_id = write_trace(path)
+
+    result = plba("traces", "show", trace_id, "--path", str(path), cwd=cwd, env=env)
+
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"trace {trace_id}  2 spans"
+    assert "job.discovered" in lines[1] and " ms" in lines[1] and "uid=7" in lines[1]
+    assert "mail fetched" in result.stdout and "size=3" in result.stdout
+    store = next(line for line in lines if "store" in line)
+    assert "RuntimeError: database is locked" in store
+    assert "another.job" not in result.stdout
+
+
+def test_given_settings_naming_the_file_when_shown_without_path_then_that_file_is_read(
+        cwd: Path, env: dict[str, str]) -> None:
+    """Given platform.tracing.path in settings.toml, when shown without --path, then that file is used."""
+    trace_id = write_trace(cwd / "var" / "spans.jsonl")
+    (cwd / "settings.toml").write_text('[platform.tracing]\ntransport = "jsonl"\npath = "var/spans.jsonl"\n')
+
+    result = plba("traces", "show", trace_id[:12], cwd=cwd, env=env)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"trace {trace_id}")
+
+
+def test_given_no_trace_file_when_shown_then_one_error_line_and_exit_2(cwd: Path, env: dict[str, str]) -> None:
+    """Given no file at the configured path, when shown, then one line names the file and the exit code is 2."""
+    result = plba("traces", "show", "abc", cwd=cwd, env=env)
+
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == ["error: var/traces.jsonl: trace file not found "
+                                          "(set --path or platform.tracing.path)"]
+
+
+def test_given_an_unknown_trace_id_when_shown_then_one_error_line_and_exit_2(cwd: Path, env: dict[str, str]) -> None:
+    """Given a file without that trace, when shown, then one line says so and the exit code is 2."""
+    path = cwd / "t.jsonl"
+    write_trace(path)
+
+    result = plba("traces", "show", "0" * 32, "--path", str(path), cwd=cwd, env=env)
+
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [f"error: trace {'0' * 32} not found in {path}"]
+
+
+def test_given_tail_is_following_when_spans_are_written_then_it_prints_them_and_stops_on_ctrl_c(
+        cwd: Path, env: dict[str, str]) -> None:
+    """Given `plba traces tail`, when new spans are written, then one line each, and SIGINT ends it with 0."""
+    path = cwd / "t.jsonl"
+    old_trace = write_trace(path)
+    tail = PlbaProcess("traces", "tail", "--path", str(path), cwd=cwd, env=env)
+    try:
+        tail.wait_for_output("following")
+        traces = TraceService(JsonlTraceTransport(path))
+        with traces.trace("fresh.job") as root:
+            traces.message("picked up")
+        traces.close()
+
+        tail.wait_for_output(root.context.trace_id)
+        tail.signal(signal.SIGINT)
+        assert tail.wait() == 0
+    finally:
+        tail.kill()
+
+    (line,) = [line for line in tail.output().splitlines() if root.context.trace_id in line]
+    assert "fresh.job" in line and "[picked up]" in line and " ms" in line
+    assert old_trace not in tail.output()
+    assert "Traceback" not in tail.output()
+
+
+def test_given_no_trace_file_when_tailed_then_one_error_line_and_exit_2(cwd: Path, env: dict[str, str]) -> None:
+    """Given no file, when tailed, then one line names it and the exit code is 2."""
+    result = plba("traces", "tail", "--path", "missing.jsonl", cwd=cwd, env=env)
+
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: missing.jsonl: trace file not found")
