@@ -11,10 +11,11 @@ from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
+_ZERO_TRACE, _ZERO_SPAN = "0" * 32, "0" * 16
 _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SpanContext:
     """Identifies one span: the trace it belongs to, its own id and its parent's."""
 
@@ -40,9 +41,12 @@ class SpanContext:
     def from_traceparent(cls, value: Any) -> SpanContext | None:
         """Parse a `traceparent` value; None when it is missing or malformed."""
         match = _TRACEPARENT.match(value) if isinstance(value, str) else None
-        if not match or set(match.group(1)) == {"0"} or set(match.group(2)) == {"0"}:
+        if not match:
             return None
-        return cls(trace_id=match.group(1), span_id=match.group(2))
+        trace_id, span_id = match.group(1, 2)
+        if trace_id == _ZERO_TRACE or span_id == _ZERO_SPAN:  # all-zero ids are invalid in W3C
+            return None
+        return cls(trace_id, span_id)
 
 
 def _random_hex(bits: int) -> str:
