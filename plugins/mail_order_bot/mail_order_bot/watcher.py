@@ -1,0 +1,127 @@
+"""The discovery loop: find unseen mail, hand each message on once, ride out mailbox outages."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from mail_order_bot.mailboxes import MailboxAuthError, MailboxClient, MailboxError
+
+logger = logging.getLogger("mail_order_bot.watcher")
+
+
+class MailWatcher:
+    """Polls (or IMAP-IDLEs on) a mailbox and calls `publish(key)` for each unseen message not in flight.
+
+    Keys stay in flight until `done(key)` is called, so a message is queued once however often it
+    is seen unseen. After every (re)connect and every IDLE wake-up the whole folder is polled, so
+    nothing that arrived while disconnected stays unseen.
+    """
+
+    def __init__(self, client_factory: Callable[[], MailboxClient], publish: Callable[[str], None], *,
+                 poll_interval: float, retry_delay: Callable[[int], float], idle: bool = False,
+                 idle_timeout: float = 290.0) -> None:
+        self.client_factory = client_factory
+        self.publish = publish
+        self.poll_interval = poll_interval
+        self.retry_delay = retry_delay
+        self.idle = idle
+        self.idle_timeout = idle_timeout
+        self.connected = False
+        self.error: str | None = None
+        self.last_check: float | None = None
+        self.discovered = 0
+        self.polls = 0
+        self.connects = 0
+        self.failures = 0
+        self._in_flight: set[str] = set()
+        self._finished: set[str] = set()
+        self._lock = threading.Lock()
+
+    @property
+    def check_period(self) -> float:
+        """Seconds between successful checks in normal operation."""
+        return self.idle_timeout if self.idle else self.poll_interval
+
+    def in_flight(self) -> int:
+        """How many discovered messages are queued or being processed."""
+        with self._lock:
+            return len(self._in_flight)
+
+    def done(self, key: str) -> None:
+        """Forget `key`: a later poll that still finds it unseen queues it again."""
+        with self._lock:
+            self._in_flight.discard(key)
+            self._finished.add(key)
+
+    def run(self, stop: threading.Event) -> None:
+        """Loop until `stop` is set; mailbox errors are logged once per new error and retried with backoff."""
+        client: MailboxClient | None = None
+        try:
+            while not stop.is_set():
+                try:
+                    if client is None:
+                        client = self.client_factory()
+                        client.connect()
+                        self._connected(client)
+                    self.poll(client)
+                    if self.idle:
+                        client.wait_for_mail(self.idle_timeout, stop)
+                    else:
+                        stop.wait(self.poll_interval)
+                except MailboxError as exc:
+                    self.failures += 1
+                    self._failed(exc)
+                    if client is not None:
+                        client.close()
+                    client = None
+                    stop.wait(self.retry_delay(self.failures))
+        finally:
+            self.connected = False
+            if client is not None:
+                client.close()
+
+    def poll(self, client: MailboxClient) -> int:
+        """Publish every unseen message not already in flight; returns how many were published."""
+        published = 0
+        with self._lock:
+            # Only keys finished while this poll lists the folder matter (see below).
+            self._finished.clear()
+        for key in client.unseen():
+            with self._lock:
+                # A key finished after the listing began was probably listed just before it was marked seen.
+                if key in self._in_flight or key in self._finished:
+                    continue
+                self._in_flight.add(key)
+            try:
+                self.publish(key)
+            except Exception as exc:  # noqa: BLE001 - e.g. a full queue: the next poll tries again
+                self.done(key)
+                logger.warning("could not queue message %s: %s; will retry on the next check", key, exc)
+                break
+            published += 1
+        self.discovered += published
+        self.polls += 1
+        self.last_check = time.monotonic()
+        return published
+
+    def _connected(self, client: MailboxClient) -> None:
+        self.connected = True
+        self.connects += 1
+        if self.failures:
+            logger.info("%s: connected again after %d failed attempt(s)", client.description, self.failures)
+        self.failures = 0
+        self.error = None
+
+    def _failed(self, exc: MailboxError) -> None:
+        self.connected = False
+        message = str(exc)
+        if message != self.error:
+            # One line per distinct problem, not one per retry: a wrong password must not flood the log.
+            hint = " (check user and password)" if isinstance(exc, MailboxAuthError) else ""
+            logger.error("%s%s; retrying with backoff", message, hint)
+        else:
+            logger.debug("still failing: %s", message)
+        self.error = message
