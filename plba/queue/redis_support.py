@@ -1,0 +1,100 @@
+"""Helpers for the Redis queue: settings, safe URLs, key names and the task encoding."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from plba.contracts import Task
+from plba.errors import ConfigError
+
+DEFAULT_URL = "redis://127.0.0.1:6379/0"
+
+
+def safe_url(url: str) -> str:
+    """The URL with any password replaced by `***`, fit for logs and error messages."""
+    url = re.sub(r"(?i)(password=)[^&]*", r"\1***", url)
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return "<unparsable url>"
+    if password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+
+@dataclass(frozen=True)
+class RedisQueueSettings:
+    """The `[platform.queues.<name>]` table of a Redis queue, typed and checked."""
+
+    url: str = DEFAULT_URL
+    visibility_timeout: float = 60.0
+    max_attempts: int = 5
+    retry_delay: float = 1.0
+    retry_delay_max: float = 300.0
+    prefetch: int = 20
+    key_prefix: str = "plba"
+    socket_timeout: float = 10.0
+
+    @classmethod
+    def from_table(cls, name: str, table: Any) -> RedisQueueSettings:
+        """Read and check the table, listing every bad key at once."""
+        problems: list[str] = []
+        values: dict[str, Any] = {}
+        checks = {
+            "visibility_timeout": (float, 0.001),
+            "max_attempts": (int, 1),
+            "retry_delay": (float, 0.0),
+            "retry_delay_max": (float, 0.0),
+            "prefetch": (int, 1),
+            "socket_timeout": (float, 0.5),
+        }
+        for key, (kind, minimum) in checks.items():
+            if key not in table:
+                continue
+            try:
+                value = kind(table[key])
+            except (TypeError, ValueError):
+                problems.append(f"platform.queues.{name}.{key}: expected a number, got {table[key]!r}")
+                continue
+            if value < minimum:
+                problems.append(f"platform.queues.{name}.{key}: must be at least {minimum}, got {value}")
+            values[key] = value
+        if problems:
+            raise ConfigError(problems)
+        return cls(url=str(table.get("url", DEFAULT_URL)), key_prefix=str(table.get("key_prefix", "plba")), **values)
+
+
+@dataclass(frozen=True)
+class QueueKeys:
+    """The Redis keys of one queue; one hash tag keeps them in one Cluster slot, as the scripts need."""
+
+    stream: str
+    delayed: str
+    dead: str
+    attempts: str
+
+    @classmethod
+    def for_queue(cls, prefix: str, name: str) -> QueueKeys:
+        """The keys of queue `name` under `prefix`."""
+        tag = f"{prefix}:{{{name}}}"
+        return cls(f"{tag}:tasks", f"{tag}:delayed", f"{tag}:dead", f"{tag}:attempts")
+
+    def all(self) -> list[str]:
+        """The keys in the order the Lua scripts expect them."""
+        return [self.stream, self.delayed, self.dead, self.attempts]
+
+
+def encode(task: Task) -> str:
+    """A task as the JSON stored in a stream entry."""
+    return json.dumps(task.to_dict(), separators=(",", ":"))
+
+
+def decode(body: str) -> Task:
+    """A task from the JSON of a stream entry; ValueError or KeyError when it is not one."""
+    return Task.from_dict(json.loads(body))
