@@ -26,7 +26,8 @@ from pathlib import Path
 
 import mail_order_bot.plugin as plugin
 from mail_order_bot.catalogue import load_catalogue
-from mail_order_bot.mailboxes import ImapMailbox, ImapSettings
+from mail_order_bot.imap import ImapMailbox
+from mail_order_bot.mailboxes import ImapSettings
 from mail_order_bot.processing import OrderProcessor
 from mail_order_bot.store import OrderStore
 

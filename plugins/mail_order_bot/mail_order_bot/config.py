@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
-
-from dynaconf import Validator
+from typing import TYPE_CHECKING, Any
 
 from mail_order_bot.mailboxes import ImapSettings
+
+if TYPE_CHECKING:
+    from dynaconf import Validator
 
 SECTION = "mail_order_bot"
 NUMBER = (int, float)
@@ -15,6 +16,9 @@ NUMBER = (int, float)
 
 def validators() -> list[Validator]:
     """Dynaconf validators for the section; the runtime reports every failure at once."""
+    # Imported here: dynaconf is heavy, and `plba plugins list` imports this module just to list it.
+    from dynaconf import Validator
+
     s = SECTION
     imap = Validator(f"{s}.source", eq="imap")
     return [

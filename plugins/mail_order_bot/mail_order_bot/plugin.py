@@ -17,7 +17,7 @@ from plba.contracts import HealthStatus, Worker, WorkerHealth, WorkerState, Work
 
 from mail_order_bot.catalogue import load_catalogue
 from mail_order_bot.config import BotConfig, validators
-from mail_order_bot.mailboxes import ImapMailbox, MailboxClient, MailboxPool, MaildirMailbox
+from mail_order_bot.mailboxes import MailboxClient, MailboxPool, MaildirMailbox
 from mail_order_bot.processing import OrderProcessor
 from mail_order_bot.samples import seed_maildir
 from mail_order_bot.store import OrderStore
@@ -130,6 +130,9 @@ class MailOrderBot:
     def new_client(self) -> MailboxClient:
         """A fresh, unconnected mailbox client for the configured source."""
         if self.config.source == "imap":
+            # imap-tools (and ssl) load only when the IMAP source is chosen.
+            from mail_order_bot.imap import ImapMailbox
+
             return ImapMailbox(self.config.imap)
         return MaildirMailbox(self.config.maildir)
 

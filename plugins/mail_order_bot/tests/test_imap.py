@@ -10,7 +10,8 @@ import pytest
 from conftest import PASSWORD, wait_until
 from mailkit import order_mail
 
-from mail_order_bot.mailboxes import ImapMailbox, ImapSettings, MailboxAuthError
+from mail_order_bot.imap import ImapMailbox
+from mail_order_bot.mailboxes import ImapSettings, MailboxAuthError
 from mail_order_bot.store import OrderStore
 
 

@@ -1,0 +1,147 @@
+"""The IMAP MailboxClient (imap-tools): fetch, mark seen, move to rejects, and IDLE."""
+
+from __future__ import annotations
+
+import contextlib
+import imaplib
+import select
+import threading
+import time
+from collections.abc import Iterator
+
+from imap_tools import MailBox, MailBoxUnencrypted
+from imap_tools.errors import ImapToolsError, MailboxLoginError
+
+from mail_order_bot.mailboxes import ImapSettings, MailboxAuthError, MailboxClient, MailboxError
+
+
+class ImapMailbox(MailboxClient):
+    """One IMAP connection (imap-tools), opened lazily and reopened after a failure."""
+
+    def __init__(self, settings: ImapSettings) -> None:
+        self.settings = settings
+        self.description = f"imap {settings.user}@{settings.host}:{settings.port}/{settings.folder}"
+        self._box: MailBox | MailBoxUnencrypted | None = None
+        self._rejects_ready = False
+
+    def connect(self) -> None:
+        """Connect (implicit TLS unless `ssl` is false) and log in, selecting the folder."""
+        self.close()
+        s = self.settings
+        cls = MailBox if s.ssl else MailBoxUnencrypted
+        try:
+            box = cls(s.host, s.port, timeout=s.timeout)
+        except (OSError, imaplib.IMAP4.error) as exc:
+            raise MailboxError(f"cannot reach IMAP server {s.host}:{s.port}: {_describe(exc)}") from None
+        try:
+            box.login(s.user, s.password, initial_folder=s.folder)
+        except MailboxLoginError as exc:
+            _drop(box)
+            # The server's words only: the password is never part of the message.
+            raise MailboxAuthError(f"IMAP login as {s.user!r} on {s.host}:{s.port} refused: "
+                                   f"{_server_text(exc.command_result)}") from None
+        except (OSError, imaplib.IMAP4.error, ImapToolsError) as exc:
+            _drop(box)
+            raise MailboxError(f"IMAP login on {s.host}:{s.port} failed: {_describe(exc)}") from None
+        self._box = box
+
+    def unseen(self) -> list[str]:
+        """UIDs without the Seen flag, ascending."""
+        with self._guard("search") as box:
+            # A session's view of flags set by other sessions (the workers) can lag until it syncs;
+            # NOOP syncs it, so a message just marked seen is not listed (and queued) again.
+            box.client.noop()
+            return sorted(box.uids("UNSEEN"), key=int)
+
+    def fetch(self, key: str) -> bytes | None:
+        """The raw message via BODY.PEEK[], which leaves the Seen flag alone."""
+        with self._guard("fetch") as box:
+            typ, data = box.client.uid("FETCH", key, "(BODY.PEEK[])")
+        _expect_ok(typ, data, "fetch")
+        for item in data:
+            if isinstance(item, tuple) and len(item) == 2:
+                return item[1]
+        return None
+
+    def mark_seen(self, key: str) -> None:
+        """Add the Seen flag (without the EXPUNGE that imap-tools' flag() sends)."""
+        with self._guard("store") as box:
+            typ, data = box.client.uid("STORE", key, "+FLAGS.SILENT", r"(\Seen)")
+        _expect_ok(typ, data, "store")
+
+    def reject(self, key: str) -> None:
+        """Mark seen, then move to the rejects folder (created on first use)."""
+        self.mark_seen(key)
+        folder = self.settings.rejects_folder
+        with self._guard("move") as box:
+            if not self._rejects_ready:
+                if not box.folder.exists(folder):
+                    with contextlib.suppress(ImapToolsError):  # another worker created it meanwhile
+                        box.folder.create(folder)
+                self._rejects_ready = True
+            box.move(key, folder)
+
+    def wait_for_mail(self, timeout: float, stop: threading.Event) -> bool:
+        """IMAP IDLE for up to `timeout` seconds; True when the server announced new mail."""
+        with self._guard("idle") as box:
+            box.idle.start()
+            notified = self._idle_poll(box, timeout, stop)
+            box.idle.stop()
+        return notified
+
+    def close(self) -> None:
+        """Log out (best effort) and forget the connection."""
+        box, self._box = self._box, None
+        if box is not None:
+            _drop(box, logout=True)
+
+    def _idle_poll(self, box: MailBox, timeout: float, stop: threading.Event) -> bool:
+        deadline = time.monotonic() + timeout
+        while not stop.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            # Short select slices keep a stop prompt; a dropped connection shows up as EOF here.
+            readable, _, _ = select.select([box.client.sock], [], [], min(0.25, remaining))
+            if not readable:
+                continue
+            line = box.client._get_line()
+            if line.startswith(b"* BYE"):
+                raise MailboxError(f"server closed the connection: {line.decode(errors='replace')}")
+            if line.endswith(b"EXISTS"):
+                return True
+        return False
+
+    @contextlib.contextmanager
+    def _guard(self, action: str) -> Iterator[MailBox]:
+        if self._box is None:
+            self.connect()
+        try:
+            yield self._box
+        except (OSError, imaplib.IMAP4.error, ImapToolsError) as exc:
+            # The connection is in an unknown state: drop it so the next call starts clean.
+            self.close()
+            raise MailboxError(f"{self.description}: {action} failed: {_describe(exc)}") from None
+
+
+def _expect_ok(typ: str, data: list, action: str) -> None:
+    if typ != "OK":
+        raise MailboxError(f"IMAP {action} answered {typ}: {_server_text((typ, data))}")
+
+
+def _server_text(result: tuple) -> str:
+    _typ, data = result
+    parts = [item.decode(errors="replace") if isinstance(item, bytes) else str(item) for item in data or []]
+    return " ".join(parts) or "no reason given"
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _drop(box: MailBox, logout: bool = False) -> None:
+    with contextlib.suppress(Exception):
+        if logout:
+            box.client.logout()
+        else:
+            box.client.shutdown()
