@@ -55,3 +55,9 @@ class StateError(PlbaError):
     """An action that does not fit the runtime's current state (start while running, ...)."""
 
     exit_code = 2
+
+
+class ControlPlaneError(PlbaError):
+    """The HTTP control plane cannot listen, or a command cannot reach or use one."""
+
+    exit_code = 2

@@ -9,8 +9,10 @@ from plba import __version__
 from tests.helpers import PlbaProcess, plba, plba_env, write_distribution
 
 SLOW_PLUGIN = '''
+import os
 import sys
 import time
+from pathlib import Path
 
 from plba import QueueWorker, Task, hookimpl
 
@@ -22,8 +24,12 @@ def say(text):
 
 
 def handle(task):
+    # Runs until its time is up, or at once when the test creates the file named in SLOW_RELEASE.
     say(f"started {task.payload}")
-    time.sleep(task.payload["seconds"])
+    release = Path(os.environ.get("SLOW_RELEASE", "/nonexistent"))
+    deadline = time.monotonic() + task.payload["seconds"]
+    while time.monotonic() < deadline and not release.exists():
+        time.sleep(0.01)
     say(f"finished {task.payload}")
 
 
@@ -111,14 +117,20 @@ def test_the_selection_variable_deselects_the_broken_plugin(running, project, en
 
 
 def test_sigterm_lets_the_in_flight_task_finish(running, project, tmp_path) -> None:
-    env = slow_plugin_env(tmp_path, seconds="1.5")
+    # Given a task in flight that finishes only when the test says so
+    release = tmp_path / "release"
+    env = slow_plugin_env(tmp_path, seconds="600", SLOW_RELEASE=str(release))
     process = start(running, project, env)
-    process.wait_for_output("started {'seconds': 1.5}")
+    process.wait_for_output("started {'seconds': 600}")
+    # When SIGTERM arrives and the task then finishes during the drain
     process.signal(signal.SIGTERM)
+    process.wait_for_output("stopping: draining")
+    release.touch()
+    # Then the process exits 0 after the task finished, and the summary says so
     assert process.wait() == 0
     output = process.output()
-    assert "finished {'seconds': 1.5}" in output
-    assert "stopped: 1 task(s) finished" in output
+    assert "finished {'seconds': 600}" in output
+    assert "stopped: 1 task(s) finished, 0 forced back to the queue, 1 left queued" in output
 
 
 def test_a_second_sigint_forces_the_stop(running, project, tmp_path) -> None:

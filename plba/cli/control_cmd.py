@@ -1,0 +1,118 @@
+"""`plba status` and `plba stop`: read and act through a running instance's control plane."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from plba.cli.common import ExitCode, fail, reported_errors
+from plba.cli.run_cmd import ConfigOption
+
+if TYPE_CHECKING:
+    from plba.control.client import ControlClient
+
+UrlOption = Annotated[str | None, typer.Option(
+    "--url", help="Control plane URL. Default: http://<platform.control.host>:<platform.control.port>.")]
+# After a stop is accepted, how much longer than the drain budget to wait for the instance to go away.
+EXIT_MARGIN = 10.0
+POLL_INTERVAL = 0.1
+
+
+def status(
+    config: ConfigOption = None,
+    url: UrlOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the status and health as JSON.")] = False,
+) -> None:
+    """Show a running instance's state, workers, queues and health."""
+    with reported_errors():
+        client, _ = _client(config, url)
+        _, state = client.get("/status")
+        _, health = client.get("/health", ok=(200, 503))
+    if as_json:
+        typer.echo(json.dumps({**state, "health": health}, indent=2, default=str))
+        return
+    _print_status(client.url, state, health)
+
+
+def stop(
+    config: ConfigOption = None,
+    url: UrlOption = None,
+    force: Annotated[bool, typer.Option("--force", help="Do not drain: give in-flight tasks back at once.")] = False,
+    timeout: Annotated[float | None, typer.Option(
+        "--timeout", min=0, help="Drain budget in seconds. Default: the instance's platform.shutdown_timeout.")] = None,
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait until the instance has stopped.")] = True,
+) -> None:
+    """Ask a running instance to stop gracefully (or at once with --force)."""
+    with reported_errors():
+        client, settings = _client(config, url)
+        client.post("/actions/stop", {"force": force, "timeout": timeout})
+        typer.echo(f"stop requested at {client.url}{' (forced)' if force else ''}")
+        if not wait:
+            return
+        budget = timeout if timeout is not None else float(settings.get("platform.shutdown_timeout", 30.0))
+        if not _wait_gone(client, budget + EXIT_MARGIN):
+            fail(f"{client.url} still answers {budget + EXIT_MARGIN:g}s after the stop was accepted", ExitCode.USAGE)
+        typer.echo("stopped")
+
+
+def _client(config: Any, url: str | None) -> tuple[ControlClient, Any]:
+    """A client for the instance the settings describe (or `url`), with the settings read."""
+    from plba.config import ConfigurationManager
+    from plba.control.auth import configured_token
+    from plba.control.client import ControlClient
+
+    settings = ConfigurationManager(config or []).settings
+    if url is None:
+        host = str(settings.get("platform.control.host", "127.0.0.1"))
+        port = int(settings.get("platform.control.port", 8080))
+        if port == 0:
+            fail("platform.control.port is 0 (any free port): pass the instance's --url, which it logs at start",
+                 ExitCode.USAGE)
+        # An instance listening on every interface is reached through loopback.
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+        url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    return ControlClient(url, configured_token(settings)), settings
+
+
+def _wait_gone(client: ControlClient, limit: float) -> bool:
+    """Poll until the control plane stops answering (the instance exited) or reports `stopped`."""
+    from plba.errors import ControlPlaneError
+
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        try:
+            _, state = client.get("/status")
+        except ControlPlaneError:
+            return True
+        if state.get("state") == "stopped":
+            return True
+        time.sleep(POLL_INTERVAL)
+    return False
+
+
+def _print_status(url: str, state: dict[str, Any], health: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    colour = {"ok": "green", "degraded": "yellow", "unhealthy": "red"}.get(health.get("status"), "white")
+    console.print(f"[bold]{url}[/]  state [bold]{state.get('state')}[/]  health [{colour}]{health.get('status')}[/]"
+                  + (f"  [red]failure: {state['failure']}[/]" if state.get("failure") else ""))
+    workers = Table("worker", "state", "in flight", "processed", "failed", "restarts", "last error", title="Workers")
+    for worker in state.get("workers", []):
+        workers.add_row(str(worker.get("name")), str(worker.get("state")), str(worker.get("in_flight")),
+                        str(worker.get("processed")), str(worker.get("failed")), str(worker.get("restarts")),
+                        str(worker.get("last_error") or ""))
+    queues = Table("queue", "backend", "depth", "in flight", "delayed", "dead", title="Queues")
+    for name, stats in state.get("queues", {}).items():
+        queues.add_row(name, *(str(stats.get(key, stats.get("error", ""))) for key in
+                               ("backend", "depth", "in_flight", "delayed", "dead")))
+    components = Table("component", "status", "critical", "detail", title="Health")
+    for name, reading in health.get("components", {}).items():
+        components.add_row(name, str(reading.get("status")), str(reading.get("critical")), str(reading.get("detail")))
+    for table in (workers, queues, components):
+        if table.row_count:
+            console.print(table)

@@ -1,0 +1,98 @@
+"""The OpenAPI 3.1 document served at `/openapi.json`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from plba import __version__
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+ERROR = {"$ref": "#/components/schemas/Error"}
+ERRORS = {
+    "400": _json(ERROR, "Malformed body or wrong field types."),
+    "401": _json(ERROR, "No bearer token given."),
+    "403": _json(ERROR, "Wrong token, or no token configured on the server."),
+}
+OBJECT = {"type": "object"}
+
+
+def _read(summary: str, schema: dict[str, Any], extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    responses = {"200": _json(schema, "OK."), **(extra or {})}
+    return {"get": {"summary": summary, "responses": responses, "security": [{}, {"bearer": []}]}}
+
+
+def _action(summary: str, code: str, schema: dict[str, Any], body: dict[str, Any] | None = None,
+            extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    operation: dict[str, Any] = {"summary": summary, "security": [{"bearer": []}],
+                                 "responses": {code: _json(schema, "Accepted." if code == "202" else "OK."),
+                                               **ERRORS, **(extra or {})}}
+    if body is not None:
+        operation["requestBody"] = {"required": False, "content": {"application/json": {"schema": body}}}
+    return {"post": operation}
+
+
+PROBE = {"type": "object", "properties": {"reason": {"type": "string"}}}
+
+
+def document() -> dict[str, Any]:
+    """The OpenAPI document of the control plane."""
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "PLBA control plane", "version": __version__},
+        "paths": {
+            "/health": _read("Overall health and each component.", {"$ref": "#/components/schemas/Health"},
+                             {"503": _json({"$ref": "#/components/schemas/Health"}, "Unhealthy.")}),
+            "/health/live": _read("Liveness: the process makes progress.", PROBE,
+                                  {"503": _json(PROBE, "A worker is stuck.")}),
+            "/health/ready": _read("Readiness: started, not stopping, critical components ok.", PROBE,
+                                   {"503": _json(PROBE, "Not ready.")}),
+            "/status": _read("State, workers, queues and plugins.", {"$ref": "#/components/schemas/Status"}),
+            "/metrics": {"get": {"summary": "Prometheus text format.", "security": [{}, {"bearer": []}],
+                                 "responses": {"200": {"description": "OK.",
+                                                       "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+            "/plugins": _read("The plugins, as `plba plugins list --json`.",
+                              {"type": "array", "items": {"$ref": "#/components/schemas/Plugin"}}),
+            "/openapi.json": _read("This document.", OBJECT),
+            "/actions/stop": _action(
+                "Stop gracefully (or forced) after answering.", "202", OBJECT,
+                {"type": "object", "additionalProperties": False,
+                 "properties": {"force": {"type": "boolean", "default": False},
+                                "timeout": {"type": ["number", "null"], "minimum": 0, "maximum": 86400}}},
+                {"409": _json(ERROR, "Already stopped.")}),
+            "/actions/start": _action("Start a stopped runtime again.", "202", OBJECT,
+                                      {"type": "object", "additionalProperties": False},
+                                      {"409": _json(ERROR, "Not stopped.")}),
+            "/actions/reload": _action(
+                "Reload the configuration.", "200",
+                {"type": "object", "properties": {"changed": {"type": "array", "items": {"type": "string"}}}},
+                {"type": "object", "additionalProperties": False},
+                {"422": _json({"type": "object", "properties": {"error": {"type": "string"},
+                                                                "problems": {"type": "array",
+                                                                             "items": {"type": "string"}}}},
+                              "Invalid configuration; the current one stays in force.")}),
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                                           "description": "platform.control.token"}},
+            "schemas": {
+                "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
+                "Health": {"type": "object", "required": ["status", "components"],
+                           "properties": {"status": {"enum": ["ok", "degraded", "unhealthy"]},
+                                          "components": OBJECT}},
+                "Status": {"type": "object", "required": ["state", "workers", "queues", "plugins"],
+                           "properties": {"state": {"type": "string"}, "workers": {"type": "array"},
+                                          "queues": OBJECT, "plugins": {"type": "array"}}},
+                "Plugin": {"type": "object",
+                           "required": ["name", "distribution", "version", "hooks", "status", "error"],
+                           "properties": {"name": {"type": "string"}, "distribution": {"type": ["string", "null"]},
+                                          "version": {"type": ["string", "null"]},
+                                          "hooks": {"type": "array", "items": {"type": "string"}},
+                                          "status": {"enum": ["loaded", "failed", "disabled"]},
+                                          "error": {"type": ["string", "null"]}}},
+            },
+        },
+    }
