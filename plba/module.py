@@ -26,6 +26,9 @@ class ApplicationModule:
     def register_health(self, registry: Any) -> None:
         """Add health checks; nothing by default."""
 
+    def register_routes(self, blueprint: Any, runtime: Any) -> None:
+        """Add HTTP endpoints under `/plugins/<name>/`; nothing by default."""
+
 
 class ModuleAdapter:
     """Presents an ApplicationModule to pluggy as a set of hook implementations."""
@@ -47,6 +50,11 @@ class ModuleAdapter:
     def register_health(self, registry: Any) -> None:
         """Forward to the module's `register_health`."""
         self.module.register_health(registry)
+
+    @hookimpl
+    def register_routes(self, blueprint: Any, runtime: Any) -> None:
+        """Forward to the module's `register_routes`."""
+        self.module.register_routes(blueprint, runtime)
 
 
 def plugin_name(plugin: Any) -> str:

@@ -130,16 +130,16 @@ class RuntimeManager:
             if self._state in ("starting", "running", "stopping"):
                 raise StateError(f"the runtime is already {self.state}")
             self.build()
+            previous_state = self._state
             self._state = WorkerState.STARTING.value
             self._stop_requested.clear()
             self._force_requested.clear()
             self.failure = None
-            wants_control = self.enable_http_control and self.settings.get("platform.control.enabled", True)
-            if wants_control and self.control is None:
-                from plba.control.server import ControlServer
-
-                self.control = ControlServer(self)
-                self.control.start()
+            try:
+                self._start_control_plane()
+            except BaseException:
+                self._state = previous_state
+                raise
             self.supervisor.start()
             self.started_at = time.time()
             self._state = "running"
@@ -149,6 +149,16 @@ class RuntimeManager:
             logger.info("runtime started: %d worker(s), %d plugin(s)", len(self.supervisor.workers),
                         sum(1 for info in self.plugins.infos if info.status == "loaded"))
         return self
+
+    def _start_control_plane(self) -> None:
+        # Bound before any worker starts, so a taken port fails the start with nothing to undo.
+        wants_control = self.enable_http_control and self.settings.get("platform.control.enabled", True)
+        if wants_control and self.control is None:
+            from plba.control.server import ControlServer
+
+            control = ControlServer(self)
+            control.start()
+            self.control = control
 
     def stop(self, timeout: float | None = None, force: bool = False) -> StopSummary:
         """Stop gracefully: readiness off, intake stops, in-flight work finishes within the budget.
@@ -166,8 +176,9 @@ class RuntimeManager:
             summary = self.supervisor.stop(budget, force=force, force_event=self._force_requested)
             summary.queued = sum(int(q.stats().get("depth", 0)) + int(q.stats().get("delayed", 0))
                                  for q in self.registry.queues.values() if _safe_stats(q))
-            self._state = WorkerState.STOPPED.value
+            # The summary is in place before anyone can see the stopped state.
             self.last_stop = summary
+            self._state = WorkerState.STOPPED.value
             logger.info("stopped: %s", summary)
             return summary
 

@@ -129,8 +129,9 @@ class WorkerSupervisor:
         summary = StopSummary()
         in_flight_before = sum(worker_status(w).in_flight for w in self.workers)
         # Ask every worker first, then wait: they drain in parallel within one shared budget.
+        # Even a forced stop starts gracefully, so what is forced is counted before it is given back.
         for worker in self.workers:
-            _call_quietly(worker, "stop", force=force)
+            _call_quietly(worker, "stop", force=False)
         deadline = time.monotonic() + (0 if force else timeout)
         for worker in self.workers:
             if not _join_until(worker, deadline, force_event):

@@ -56,7 +56,7 @@ class Reports(ApplicationModule):
                               {"reports_mod": source})
     rows = listed(project, plba_env(site))
     assert rows["reports"]["status"] == "loaded"
-    assert rows["reports"]["hooks"] == ["configure", "register_health", "register_workers"]
+    assert rows["reports"]["hooks"] == ["configure", "register_health", "register_routes", "register_workers"]
 
 
 def test_plugins_list_prints_a_table_for_people(project, env) -> None:

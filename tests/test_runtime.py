@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from plba import ApplicationModule, QueueWorker, RuntimeManager, Task, create_runtime, hookimpl
+from plba.backoff import Backoff
 from plba.contracts import WorkerHealth
 from plba.errors import ConfigError, PluginError, StateError
 from plba.queue import InMemoryTaskQueue
@@ -319,3 +320,55 @@ def test_tasks_left_in_memory_are_drained_when_the_interpreter_exits(tmp_path: P
     # Then every task was handled before the process ended
     assert result.returncode == 0, result.stderr
     assert sorted(int(line) for line in result.stdout.split()) == list(range(200))
+
+
+def test_a_forced_stop_counts_the_task_it_forced() -> None:
+    # Given a runtime busy with a task that will not finish
+    module = Blocking(tasks=1)
+    runtime = make(module).start()
+    module.started.wait(10)
+    # When it is stopped with force
+    summary = runtime.stop(force=True)
+    # Then the summary says the task was forced back, not finished
+    assert (summary.finished, summary.forced, summary.queued) == (0, 1, 1)
+    module.release.set()
+    runtime.close()
+
+
+def test_max_attempts_of_a_memory_queue_comes_from_its_settings() -> None:
+    attempts = []
+
+    class Failing(ApplicationModule):
+        name = "failing"
+
+        def register(self, registry) -> None:
+            queue = registry.queue("jobs")
+            queue.publish(Task("t", 1))
+            registry.add_worker(QueueWorker("w", queue, lambda task: attempts.append(1) or 1 / 0,
+                                            retry_backoff=Backoff(base=0.01, cap=0.01)))
+
+    with make(Failing(), platform={"queues": {"jobs": {"max_attempts": 2}}}) as runtime:
+        wait_for(lambda: runtime.status()["queues"]["jobs"]["dead"] == 1, message="dead letter")
+    assert len(attempts) == 2
+
+
+def test_a_runtime_whose_control_port_is_taken_can_start_once_it_is_free() -> None:
+    import socket
+
+    from plba.errors import ControlPlaneError
+
+    # Given a port that something else holds
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = holder.getsockname()[1]
+    runtime = create_runtime(Blocking(tasks=0), settings={"platform": {"control": {"port": port}}})
+    # When the runtime starts, it fails clearly and starts no worker
+    with pytest.raises(ControlPlaneError, match=f"127.0.0.1:{port}"):
+        runtime.start()
+    assert runtime.state == "not_started" and runtime.control is None
+    # And once the port is free, the same runtime starts
+    holder.close()
+    runtime.start()
+    assert runtime.state == "idle" and runtime.control is not None
+    runtime.close()

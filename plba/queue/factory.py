@@ -6,6 +6,7 @@ from typing import Any
 
 from plba.contracts import TaskQueue
 from plba.errors import ConfigError
+from plba.worker import DEFAULT_MAX_ATTEMPTS
 
 BACKENDS = ("memory", "redis")
 
@@ -17,11 +18,14 @@ def build_queue(name: str, settings: Any) -> TaskQueue:
     if backend == "memory":
         from plba.queue.memory import InMemoryTaskQueue
 
-        return InMemoryTaskQueue(
+        queue = InMemoryTaskQueue(
             maxsize=int(table.get("maxsize", 10_000)),
             publish_timeout=float(table.get("publish_timeout", 5.0)),
             name=name,
         )
+        # QueueWorker reads the retry policy from its queue, whatever the backend.
+        queue.max_attempts = int(table.get("max_attempts", DEFAULT_MAX_ATTEMPTS))
+        return queue
     if backend == "redis":
         from plba.queue.redis import RedisTaskQueue
 

@@ -96,3 +96,23 @@ def test_a_failing_plugin_endpoint_is_a_json_500_without_internals(serve, caplog
     assert answer.body == {"error": "internal error; the runtime's log has the details"}
     assert "secret.py" not in answer.text
     assert "secret.py" in caplog.text
+
+
+def test_a_class_style_module_adds_routes_through_register_routes(serve) -> None:
+    # Given an ApplicationModule that overrides register_routes
+    from plba import ApplicationModule
+
+    class Reports(ApplicationModule):
+        name = "reports"
+
+        def register(self, registry) -> None:
+            pass
+
+        def register_routes(self, blueprint, runtime) -> None:
+            blueprint.add_url_rule("/latest", "latest", lambda: jsonify({"month": "2026-11"}))
+
+    _, http = serve(Reports())
+    # When its endpoint is called
+    response = http.get("/plugins/reports/latest")
+    # Then the module's route answers
+    assert response.status == 200 and response.body == {"month": "2026-11"}
