@@ -35,12 +35,6 @@ class PluginError(ProblemsError):
     exit_code = 3
 
 
-class RuntimeFailure(PlbaError):
-    """The runtime could not keep a critical worker alive."""
-
-    exit_code = 1
-
-
 class QueueFullError(PlbaError):
     """A bounded queue stayed full for the whole publish timeout."""
 

@@ -98,14 +98,6 @@ class HealthRegistry:
             raise TypeError(f"health check {name!r} must be callable and return a WorkerHealth")
         self._checks[name] = _TimedCheck(name, check, critical)
 
-    def remove(self, name: str) -> None:
-        """Forget the check called `name`, if any."""
-        self._checks.pop(name, None)
-
-    def names(self) -> list[str]:
-        """The registered check names."""
-        return list(self._checks)
-
     def read(self) -> list[Component]:
         """Run every check (in parallel, each bounded by the timeout) and return their readings."""
         checks = list(self._checks.values())

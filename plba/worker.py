@@ -70,7 +70,6 @@ class QueueWorker(Worker):
         self._last_error: str | None = None
         self._crash: str | None = None
         self._queue_error: str | None = None
-        self._last_progress = time.monotonic()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -79,7 +78,6 @@ class QueueWorker(Worker):
         self._stopping.clear()
         self._crash = None
         self._state = WorkerState.STARTING
-        self._last_progress = time.monotonic()
         self._threads = [
             threading.Thread(target=self._consume_loop, name=f"{self.name}-{i}", daemon=True)
             for i in range(self.concurrency)
@@ -156,11 +154,6 @@ class QueueWorker(Worker):
         with self._lock:
             starts = [started for _, started in self._running.values()]
         return time.monotonic() - min(starts) if starts else 0.0
-
-    def in_flight_tasks(self) -> list[Task]:
-        """The tasks being handled right now."""
-        with self._lock:
-            return [task for task, _ in self._running.values()]
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -248,7 +241,6 @@ class QueueWorker(Worker):
                 self._counts["failed"] += 1
             if started is not None:
                 self.durations.observe(now - started)
-        self._last_progress = now
         if started is not None:
             # Lease in batches only while handlers are quick: a slow handler holding a batch
             # would starve the other threads.
