@@ -126,14 +126,18 @@ class RuntimeManager:
 
     def start(self) -> RuntimeManager:
         """Build if needed, start every worker and the control plane, and return."""
+        return self._start(keep_stop_requests=False)
+
+    def _start(self, keep_stop_requests: bool) -> RuntimeManager:
         with self._lifecycle:
             if self._state in ("starting", "running", "stopping"):
                 raise StateError(f"the runtime is already {self.state}")
             self.build()
             previous_state = self._state
             self._state = WorkerState.STARTING.value
-            self._stop_requested.clear()
-            self._force_requested.clear()
+            if not keep_stop_requests:
+                self._stop_requested.clear()
+                self._force_requested.clear()
             self.failure = None
             try:
                 self._start_control_plane()
@@ -184,9 +188,13 @@ class RuntimeManager:
 
     def run(self) -> int:
         """Start, block until a stop is requested (signal or control plane), stop; return the exit code."""
-        self.start()
+        # Handlers go in before the workers start, so a signal during start-up is a stop request,
+        # not a KeyboardInterrupt in the middle of it.
+        self._stop_requested.clear()
+        self._force_requested.clear()
         previous = self._install_signal_handlers()
         try:
+            self._start(keep_stop_requests=True)
             self._stop_requested.wait()
             self.stop(timeout=self._stop_timeout, force=self._force_requested.is_set())
         finally:
