@@ -1,203 +1,37 @@
-"""PLBA wiring for the mail order bot: settings, a discovery worker, processing workers, health checks.
+"""The mail order bot's PLBA hooks: settings validators, workers, health checks.
 
-This is the only module that imports plba; everything it composes is plain Python.
+The bot itself (and the domain it composes) is imported when the runtime registers it, so that
+`plba plugins list`, which imports every plugin, stays quick.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import threading
-import time
 from typing import Any
 
-from plba import QueueWorker, Task, hookimpl
-from plba.backoff import Backoff
-from plba.contracts import HealthStatus, Worker, WorkerHealth, WorkerState, WorkerStatus
-
-from mail_order_bot.catalogue import load_catalogue
-from mail_order_bot.config import BotConfig, validators
-from mail_order_bot.mailboxes import MailboxClient, MailboxPool, MaildirMailbox
-from mail_order_bot.processing import OrderProcessor
-from mail_order_bot.samples import seed_maildir
-from mail_order_bot.store import OrderStore
-from mail_order_bot.watcher import MailWatcher
+from plba import hookimpl
 
 logger = logging.getLogger("mail_order_bot")
 
 name = "mail_order_bot"
 QUEUE = "mail_order_bot"
-TASK = "mail_order_bot.process"
 SERVICE = "mail_order_bot"
-# Reconnecting to a mailbox: 1 s, 2 s, 4 s ... up to a minute between attempts.
-RECONNECT_BACKOFF = Backoff(base=1.0, cap=60.0, jitter=0.2)
-
-
-class SourceWorker(Worker):
-    """Runs the MailWatcher in one thread: discovers unseen mail and queues one task per message."""
-
-    critical = True
-
-    def __init__(self, worker_name: str, watcher: MailWatcher) -> None:
-        self.name = worker_name
-        self.watcher = watcher
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._crash: str | None = None
-        self.started_at: float | None = None
-
-    def start(self) -> None:
-        """Start the discovery thread."""
-        self._stop = threading.Event()
-        self._crash = None
-        self.started_at = time.monotonic()
-        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-        self._thread.start()
-
-    def stop(self, force: bool = False) -> None:
-        """Ask the discovery thread to stop; it notices within a fraction of a second."""
-        self._stop.set()
-
-    def join(self, timeout: float | None = None) -> bool:
-        """Wait for the discovery thread to end."""
-        if self._thread is not None:
-            self._thread.join(timeout)
-        return self._thread is None or not self._thread.is_alive()
-
-    def status(self) -> WorkerStatus:
-        """Discovered messages count as processed; mailbox errors show as the last error."""
-        if self._crash:
-            state = WorkerState.FAILED
-        elif self._thread is None:
-            state = WorkerState.STOPPED
-        elif self._stop.is_set():
-            state = WorkerState.STOPPING if self._thread.is_alive() else WorkerState.STOPPED
-        else:
-            state = WorkerState.BUSY if self.watcher.in_flight() else WorkerState.IDLE
-        return WorkerStatus(state, in_flight=self.watcher.in_flight(), processed=self.watcher.discovered,
-                            last_error=self._crash or self.watcher.error)
-
-    def health(self) -> WorkerHealth:
-        """Unhealthy only if the thread crashed; the mailbox itself has its own health check."""
-        if self._crash:
-            return WorkerHealth(HealthStatus.UNHEALTHY, f"discovery thread crashed: {self._crash}")
-        return WorkerHealth(HealthStatus.OK, "watching for new mail")
-
-    def _run(self) -> None:
-        try:
-            self.watcher.run(self._stop)
-        except Exception as exc:  # noqa: BLE001 - reported as failed; the supervisor restarts it
-            self._crash = f"{type(exc).__name__}: {exc}"
-            logger.exception("mail discovery crashed")
-
-
-class OrderWorker(QueueWorker):
-    """The processing pool; closes its per-thread mailbox and database connections once stopped."""
-
-    def __init__(self, bot: MailOrderBot, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.bot = bot
-
-    def join(self, timeout: float | None = None) -> bool:
-        """Wait for the threads; when they are all gone, release their connections."""
-        ended = super().join(timeout)
-        if ended:
-            self.bot.mailboxes.close()
-            self.bot.store.close()
-        return ended
-
-
-class MailOrderBot:
-    """The composed application: config, store, catalogue, mailbox access, watcher and workers."""
-
-    def __init__(self, config: BotConfig, queue: Any, traces: Any = None) -> None:
-        self.config = config
-        self.queue = queue
-        self.traces = traces
-        self.catalogue = load_catalogue(config.catalogue)
-        self.store = OrderStore(config.database)
-        if config.source == "maildir" and (seeded := seed_maildir(config.maildir)):
-            logger.info("created maildir %s with %d sample order mail(s)", config.maildir, seeded)
-        self.mailboxes = MailboxPool(self.new_client)
-        self.processor = OrderProcessor(self.mailboxes.get, self.store, self.catalogue, progress=self._progress)
-        self.watcher = MailWatcher(self.new_client, self.publish, poll_interval=config.poll_interval,
-                                   retry_delay=RECONNECT_BACKOFF.delay, idle=config.idle,
-                                   idle_timeout=config.idle_timeout)
-        self.source = SourceWorker(f"{name}.source", self.watcher)
-        self.workers = OrderWorker(self, name=f"{name}.workers", queue=queue, handler=self.handle, traces=traces,
-                                   concurrency=config.workers)
-
-    def new_client(self) -> MailboxClient:
-        """A fresh, unconnected mailbox client for the configured source."""
-        if self.config.source == "imap":
-            # imap-tools (and ssl) load only when the IMAP source is chosen.
-            from mail_order_bot.imap import ImapMailbox
-
-            return ImapMailbox(self.config.imap)
-        return MaildirMailbox(self.config.maildir)
-
-    def publish(self, key: str) -> None:
-        """Queue one message, opening the trace that follows it through processing."""
-        with self._trace("mail.discovered", uid=key, source=self.config.source):
-            self.queue.publish(Task(TASK, {"key": key}))
-
-    def handle(self, task: Task) -> None:
-        """Process the message named in the task; a failure is raised so the queue retries it."""
-        key = str(task.payload["key"])
-        try:
-            self.processor.process(key)
-        except Exception:
-            if task.attempts >= self.workers.max_attempts:
-                self.watcher.done(key)  # dead-lettered: let a later poll find it again
-            raise
-        self.watcher.done(key)
-
-    # -- health ----------------------------------------------------------------------------
-
-    def mailbox_health(self) -> WorkerHealth:
-        """Reachable and logged in, as last seen by the watcher."""
-        if self.watcher.connected:
-            return WorkerHealth(HealthStatus.OK, self.config.where())
-        if self.watcher.error:
-            return WorkerHealth(HealthStatus.UNHEALTHY, self.watcher.error)
-        return WorkerHealth(HealthStatus.DEGRADED, f"connecting to {self.config.where()}")
-
-    def database_health(self) -> WorkerHealth:
-        """Whether a write transaction can be opened."""
-        try:
-            self.store.check_writable()
-        except Exception as exc:  # noqa: BLE001 - any failure means the database cannot take orders
-            return WorkerHealth(HealthStatus.UNHEALTHY, f"{self.config.database}: {type(exc).__name__}: {exc}")
-        return WorkerHealth(HealthStatus.OK, f"{self.config.database} writable")
-
-    def freshness_health(self) -> WorkerHealth:
-        """Degraded when the last successful check for mail is older than 3 check periods + 30 s."""
-        limit = 3 * self.watcher.check_period + 30
-        since = self.watcher.last_check or self.source.started_at
-        if since is None:
-            return WorkerHealth(HealthStatus.OK, "not started")
-        age = time.monotonic() - since
-        if age > limit:
-            return WorkerHealth(HealthStatus.DEGRADED, f"no successful check for mail in {age:.0f}s (limit {limit:g}s)")
-        return WorkerHealth(HealthStatus.OK, f"last checked {age:.0f}s ago")
-
-    def _trace(self, span: str, **attributes: Any) -> contextlib.AbstractContextManager:
-        return self.traces.trace(span, **attributes) if self.traces is not None else contextlib.nullcontext()
-
-    def _progress(self, text: str, **attributes: Any) -> None:
-        if self.traces is not None:
-            self.traces.message(text, **attributes)
 
 
 @hookimpl
 def configure(settings: Any) -> None:
     """Declare the validators of the `[mail_order_bot]` section."""
+    from mail_order_bot.config import validators
+
     settings.validators.register(*validators())
 
 
 @hookimpl
 def register_workers(registry: Any) -> None:
     """Build the bot and add its discovery worker and processing workers."""
+    from mail_order_bot.bot import MailOrderBot
+    from mail_order_bot.config import BotConfig
+
     config = BotConfig.from_settings(registry.settings)
     bot = MailOrderBot(config, registry.queue(QUEUE), registry.services.get("traces"))
     # Shared through the services so register_health (and embedding code) find this runtime's bot.
@@ -211,7 +45,7 @@ def register_workers(registry: Any) -> None:
 @hookimpl
 def register_health(registry: Any) -> None:
     """Mailbox reachable (critical), database writable (critical), mail checked recently (degraded)."""
-    bot: MailOrderBot = registry.services[SERVICE]
+    bot = registry.services[SERVICE]
     registry.add_health(f"{name}.mailbox", bot.mailbox_health, critical=True)
     registry.add_health(f"{name}.database", bot.database_health, critical=True)
     registry.add_health(f"{name}.freshness", bot.freshness_health, critical=False)
