@@ -1,5 +1,7 @@
-"""The README's first command: `plba run` with the committed settings runs the mail order bot on its
-zero-setup default (a seeded local Maildir) and stores the sample orders."""
+"""The README's first command: `plba run` with the committed settings stores the sample orders.
+
+It runs the mail order bot on its zero-setup default, a local Maildir seeded with sample mails.
+"""
 
 from __future__ import annotations
 
