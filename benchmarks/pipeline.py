@@ -91,10 +91,11 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         jsonl = TraceService(JsonlTraceTransport(Path(tmp) / "traces.jsonl"))
+        noop = TraceService(NoOpTraceTransport())
         variants = {
             "bare queue.Queue + 4 threads": lambda: bare(args.tasks),
             "plba InMemoryTaskQueue + QueueWorker(4)": lambda: plba_pipeline(args.tasks),
-            "  ... with tracing (noop transport)": lambda: plba_pipeline(args.tasks, TraceService(NoOpTraceTransport())),
+            "  ... with tracing (noop transport)": lambda: plba_pipeline(args.tasks, noop),
             "  ... with tracing (jsonl transport)": lambda: plba_pipeline(args.tasks, jsonl),
         }
         seconds = interleaved_medians(variants, args.rounds)
