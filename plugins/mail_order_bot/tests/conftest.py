@@ -6,7 +6,6 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,18 +17,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from dovecot import PASSWORD, USER, Dovecot  # noqa: E402
-
-
-def wait_until(condition: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05, what: str = "") -> Any:
-    """Return the first truthy value of `condition()`, failing the test after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what or condition}")
-        time.sleep(interval)
+from plba.testing import wait_until  # noqa: E402, F401 - re-exported for the test modules
 
 
 @pytest.fixture(scope="session")

@@ -8,12 +8,10 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from imap_tools import MailBoxUnencrypted
+from plba.testing import wait_until
 
 USER, PASSWORD = "orders", "s3cret-Pa55"
 
@@ -97,7 +95,7 @@ class Dovecot:
         """Start the server and wait until it accepts connections."""
         self.process = subprocess.Popen(["dovecot", "-F", "-c", str(self.config)],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        _wait(self._accepts, timeout=15, what=f"dovecot on port {self.port}")
+        wait_until(self._accepts, timeout=15, message=f"dovecot on port {self.port}")
 
     def stop(self) -> None:
         """Stop the server (SIGTERM) and its session processes, and wait for them to exit."""
@@ -110,7 +108,7 @@ class Dovecot:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGTERM)
         self.process = None
-        _wait(lambda: not self._accepts(), timeout=10, what="dovecot to stop listening")
+        wait_until(lambda: not self._accepts(), timeout=10, message="dovecot to stop listening")
 
     def kick(self) -> None:
         """Drop every connection of the test user, as a server restart or network blip would."""
@@ -136,11 +134,3 @@ def _children(pid: int) -> list[int]:
             if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
                 found.append(int(stat.parent.name))
     return found
-
-
-def _wait(condition: Callable[[], Any], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)

@@ -52,7 +52,7 @@ def test_killing_the_bot_mid_batch_loses_and_doubles_nothing(folder, tmp_path):
     # When the bot is killed (SIGKILL) while it is working through them
     first = plba_run(tmp_path, config, "first.log")
     try:
-        wait_until(lambda: count(database, "SELECT COUNT(*) FROM orders") >= 20, timeout=60, what="some orders")
+        wait_until(lambda: count(database, "SELECT COUNT(*) FROM orders") >= 20, timeout=60, message="some orders")
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait(10)
@@ -61,8 +61,8 @@ def test_killing_the_bot_mid_batch_loses_and_doubles_nothing(folder, tmp_path):
     # And started again
     second = plba_run(tmp_path, config, "second.log")
     try:
-        wait_until(lambda: count(database, "SELECT COUNT(*) FROM orders") == MAILS, timeout=120, what="all orders")
-        wait_until(lambda: not folder.unseen(), what="every mail seen")
+        wait_until(lambda: count(database, "SELECT COUNT(*) FROM orders") == MAILS, timeout=120, message="all orders")
+        wait_until(lambda: not folder.unseen(), message="every mail seen")
     finally:
         second.send_signal(signal.SIGTERM)
         code = second.wait(30)

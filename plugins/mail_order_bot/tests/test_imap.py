@@ -36,7 +36,7 @@ def test_valid_orders_are_stored_and_bad_ones_moved_to_rejects(run_bot, folder, 
     # When the bot polls the folder
     imap_bot(run_bot, folder)
     store = OrderStore(tmp_path / "orders.sqlite")
-    wait_until(lambda: len(store.orders()) == 2 and folder.count(folder.rejects) == 2, what="all four handled")
+    wait_until(lambda: len(store.orders()) == 2 and folder.count(folder.rejects) == 2, message="all four handled")
     # Then the valid ones are priced orders
     assert {o.message_id: o.total for o in store.orders()} == {"<ok-csv@x>": Decimal("10.00"),
                                                                "<ok-xlsx@x>": Decimal("49.98")}
@@ -54,10 +54,10 @@ def test_a_redelivered_mail_makes_no_duplicate_order(run_bot, folder, tmp_path):
     imap_bot(run_bot, folder)
     folder.append(order_mail([("WID-001", 1)], message_id="<same@x>"))
     store = OrderStore(tmp_path / "orders.sqlite")
-    wait_until(lambda: store.orders() and not folder.unseen(), what="the first delivery")
+    wait_until(lambda: store.orders() and not folder.unseen(), message="the first delivery")
     # When the same mail is delivered again
     folder.append(order_mail([("WID-001", 1)], message_id="<same@x>"))
-    wait_until(lambda: folder.count() == 2 and not folder.unseen(), what="the copy to be seen")
+    wait_until(lambda: folder.count() == 2 and not folder.unseen(), message="the copy to be seen")
     # Then there is still one order, and the copy is marked seen
     assert [o.message_id for o in store.orders()] == ["<same@x>"]
 
@@ -65,28 +65,28 @@ def test_a_redelivered_mail_makes_no_duplicate_order(run_bot, folder, tmp_path):
 def test_idle_picks_up_a_new_mail_without_polling(run_bot, folder, tmp_path):
     # Given a bot in IDLE mode that would not poll again for minutes
     runtime = imap_bot(run_bot, folder, mode="idle", idle_timeout=600)
-    wait_until(lambda: component(runtime, "mailbox")["status"] == "ok", what="the bot to connect")
+    wait_until(lambda: component(runtime, "mailbox")["status"] == "ok", message="the bot to connect")
     # When a mail arrives
     folder.append(order_mail([("LAMP-01", 1)], message_id="<idle@x>"))
     # Then the server's notification gets it stored and seen
     store = OrderStore(tmp_path / "orders.sqlite")
-    wait_until(lambda: store.orders() and not folder.unseen(), what="the order via IDLE")
+    wait_until(lambda: store.orders() and not folder.unseen(), message="the order via IDLE")
     assert store.orders()[0].message_id == "<idle@x>"
 
 
 def test_idle_reconnects_after_the_connection_drops(run_bot, folder, tmp_path, dovecot):
     # Given a bot in IDLE mode, connected
     runtime = imap_bot(run_bot, folder, mode="idle", idle_timeout=600)
-    wait_until(lambda: component(runtime, "mailbox")["status"] == "ok", what="the bot to connect")
+    wait_until(lambda: component(runtime, "mailbox")["status"] == "ok", message="the bot to connect")
     watcher = runtime.services["mail_order_bot"].watcher
     connects = watcher.connects
     # When the server drops every connection of the user
     dovecot.kick()
-    wait_until(lambda: watcher.connects > connects, what="a reconnect")
+    wait_until(lambda: watcher.connects > connects, message="a reconnect")
     # Then a mail delivered afterwards is still picked up
     folder.append(order_mail([("NUT-M6", 2)], message_id="<after-drop@x>"))
     store = OrderStore(tmp_path / "orders.sqlite")
-    wait_until(lambda: store.orders() and not folder.unseen(), what="the order after the drop")
+    wait_until(lambda: store.orders() and not folder.unseen(), message="the order after the drop")
 
 
 def test_a_wrong_password_is_reported_clearly_without_the_password(run_bot, folder, caplog):
@@ -96,7 +96,7 @@ def test_a_wrong_password_is_reported_clearly_without_the_password(run_bot, fold
     runtime = imap_bot(run_bot, folder, password=wrong)
     watcher = runtime.services["mail_order_bot"].watcher
     # When it has tried to log in more than once
-    wait_until(lambda: watcher.failures >= 2, what="two login attempts")
+    wait_until(lambda: watcher.failures >= 2, message="two login attempts")
     # Then the mailbox check is unhealthy and says the login was refused
     mailbox = component(runtime, "mailbox")
     assert mailbox["status"] == "unhealthy" and mailbox["critical"]
@@ -125,18 +125,18 @@ def test_the_bot_rides_out_a_dovecot_restart(run_bot, folder, tmp_path, dovecot)
     runtime = imap_bot(run_bot, folder)
     folder.append(order_mail([("WID-001", 1)], message_id="<before@x>"))
     store = OrderStore(tmp_path / "orders.sqlite")
-    wait_until(lambda: len(store.orders()) == 1, what="the first order")
+    wait_until(lambda: len(store.orders()) == 1, message="the first order")
     # When Dovecot stops
     dovecot.stop()
     try:
         # Then the mailbox turns unhealthy
-        wait_until(lambda: component(runtime, "mailbox")["status"] == "unhealthy", what="the outage to show")
+        wait_until(lambda: component(runtime, "mailbox")["status"] == "unhealthy", message="the outage to show")
     finally:
         dovecot.start()
     # And once it is back, the bot reconnects and handles new mail
     folder.append(order_mail([("WID-002", 1)], message_id="<after@x>"))
-    wait_until(lambda: len(store.orders()) == 2 and not folder.unseen(), timeout=60, what="the order after restart")
-    wait_until(lambda: component(runtime, "mailbox")["status"] == "ok", what="the mailbox to be healthy again")
+    wait_until(lambda: len(store.orders()) == 2 and not folder.unseen(), timeout=60, message="the order after restart")
+    wait_until(lambda: component(runtime, "mailbox")["status"] == "ok", message="the mailbox to be healthy again")
 
 
 @pytest.mark.slow
@@ -146,10 +146,10 @@ def test_a_mailbox_with_500_messages_is_processed_exactly_once(run_bot, folder, 
     # When the bot runs with three workers
     imap_bot(run_bot, folder)
     store = OrderStore(tmp_path / "orders.sqlite")
-    wait_until(lambda: len(store.orders()) == 500, timeout=120, what="500 orders")
+    wait_until(lambda: len(store.orders()) == 500, timeout=120, message="500 orders")
     # Then each became one order, and all are seen
     assert len({o.message_id for o in store.orders()}) == 500
-    wait_until(lambda: not folder.unseen(), what="all seen")
+    wait_until(lambda: not folder.unseen(), message="all seen")
 
 
 def test_a_message_is_queued_once_while_in_flight(run_bot, folder, tmp_path):
@@ -168,12 +168,12 @@ def test_a_message_is_queued_once_while_in_flight(run_bot, folder, tmp_path):
     bot.processor.process = held
     # When a mail arrives and the folder is polled many times while it is in flight
     folder.append(order_mail([("WID-001", 1)], message_id="<held@x>"))
-    wait_until(lambda: calls, what="processing to start")
+    wait_until(lambda: calls, message="processing to start")
     polls = bot.watcher.polls
-    wait_until(lambda: bot.watcher.polls > polls + 5, what="more polls")
+    wait_until(lambda: bot.watcher.polls > polls + 5, message="more polls")
     release.set()
     store = OrderStore(tmp_path / "orders.sqlite")
-    wait_until(lambda: store.orders() and not folder.unseen(), what="the order")
+    wait_until(lambda: store.orders() and not folder.unseen(), message="the order")
     # Then it was handed to a worker only once
     assert len(calls) == 1
 
@@ -181,7 +181,7 @@ def test_a_message_is_queued_once_while_in_flight(run_bot, folder, tmp_path):
 def test_stopping_while_idling_does_not_wait_for_the_idle_timeout(run_bot, folder):
     # Given a bot idling with a ten-minute IDLE timeout
     runtime = imap_bot(run_bot, folder, mode="idle", idle_timeout=600)
-    wait_until(lambda: component(runtime, "mailbox")["status"] == "ok", what="the bot to connect")
+    wait_until(lambda: component(runtime, "mailbox")["status"] == "ok", message="the bot to connect")
     source = runtime.services["mail_order_bot"].source
     # When the runtime stops
     runtime.stop(timeout=5)

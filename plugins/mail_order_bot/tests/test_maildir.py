@@ -43,7 +43,7 @@ def test_zero_setup_seeds_the_maildir_and_stores_the_sample_orders(run_bot, tmp_
     # When the bot runs with the default maildir source
     runtime = run_bot()
     store = OrderStore(tmp_path / "orders.sqlite")
-    wait_until(lambda: len(store.orders()) == 3 and len(store.rejections()) == 3, what="samples processed")
+    wait_until(lambda: len(store.orders()) == 3 and len(store.rejections()) == 3, message="samples processed")
     # Then the three valid samples are priced orders and the three bad ones are rejected with reasons
     assert sorted(order.total for order in store.orders()) == [Decimal("58.40"), Decimal("87.30"), Decimal("90.74")]
     assert sorted(store.rejections().values()) == [
@@ -52,7 +52,7 @@ def test_zero_setup_seeds_the_maildir_and_stores_the_sample_orders(run_bot, tmp_
         "order.xlsx row 2: quantity -2 must be positive",
     ]
     # And every mail is seen: valid ones in cur/, rejected ones in the rejects sub-maildir
-    wait_until(lambda: not MaildirMailbox(tmp_path / "mail").unseen(), what="all mail seen")
+    wait_until(lambda: not MaildirMailbox(tmp_path / "mail").unseen(), message="all mail seen")
     assert len(list((tmp_path / "mail" / "cur").iterdir())) == 3
     assert len(list((tmp_path / "mail" / ".Rejected" / "cur").iterdir())) == 3
     # And health reports the mailbox, database and freshness as ok
@@ -67,7 +67,7 @@ def test_an_existing_maildir_is_not_seeded_again(run_bot, tmp_path):
     run_bot()
     MaildirMailbox(tmp_path / "mail").deliver(order_mail([("WID-001", 1)], message_id="<only@x>"))
     store = OrderStore(tmp_path / "orders.sqlite")
-    wait_until(lambda: store.orders(), what="the order")
+    wait_until(lambda: store.orders(), message="the order")
     # Then only that mail became an order
     assert [order.message_id for order in store.orders()] == ["<only@x>"]
     assert store.rejections() == {}
@@ -81,13 +81,13 @@ def test_each_processed_mail_leaves_a_trace_with_its_milestones(run_bot, tmp_pat
     # When one order mail arrives
     MaildirMailbox(tmp_path / "mail").deliver(order_mail([("WID-001", 1)], message_id="<traced@x>"))
     store = OrderStore(tmp_path / "orders.sqlite")
-    wait_until(lambda: store.orders(), what="the order")
+    wait_until(lambda: store.orders(), message="the order")
     # Then its trace starts at discovery and the task span records each milestone in order
     def task_span():
         spans = [json.loads(line) for line in traces.read_text().splitlines()] if traces.exists() else []
         return next((span for span in spans if span["name"].startswith("task ")
                      and len(span["messages"]) == 4), None)
-    span = wait_until(task_span, what="the task span")
+    span = wait_until(task_span, message="the task span")
     assert [m["message"] for m in span["messages"]] == ["parsed", "validated", "stored", "marked seen"]
     spans = [json.loads(line) for line in traces.read_text().splitlines()]
     discovered = next(s for s in spans if s["name"] == "mail.discovered")
@@ -116,7 +116,7 @@ def test_stopping_does_not_wait_for_the_poll_interval(run_bot, tmp_path):
     # Given a bot polling its maildir once an hour
     runtime = run_bot(poll_interval=3600)
     source = runtime.services["mail_order_bot"].source
-    wait_until(lambda: runtime.services["mail_order_bot"].watcher.polls, what="the first poll")
+    wait_until(lambda: runtime.services["mail_order_bot"].watcher.polls, message="the first poll")
     # When the runtime stops
     runtime.stop(timeout=5)
     # Then the discovery thread has already ended
@@ -127,7 +127,7 @@ def test_a_stale_mail_check_degrades_health(run_bot):
     # Given a running bot whose last successful check is long past
     runtime = run_bot(poll_interval=1)
     watcher = runtime.services["mail_order_bot"].watcher
-    wait_until(lambda: watcher.polls, what="the first poll")
+    wait_until(lambda: watcher.polls, message="the first poll")
     source = runtime.services["mail_order_bot"].source
     source.stop()
     assert source.join(timeout=5)
