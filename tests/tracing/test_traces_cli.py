@@ -12,14 +12,6 @@ from tests.helpers import PlbaProcess, plba, plba_env
 
 
 @pytest.fixture
-def cwd(tmp_path: Path) -> Path:
-    """An empty project directory."""
-    path = tmp_path / "project"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
 def env() -> dict[str, str]:
     """A clean environment for `plba`, wide enough that Rich never wraps a line."""
     return plba_env(COLUMNS="200")
@@ -42,12 +34,12 @@ def write_trace(path: Path) -> str:
 
 
 def test_given_a_trace_in_the_file_when_shown_then_a_tree_lists_spans_durations_messages_and_errors(
-        cwd: Path, env: dict[str, str]) -> None:
+        project: Path, env: dict[str, str]) -> None:
     """Given a jsonl file, when `plba traces show ID --path FILE`, then the tree shows that trace only."""
-    path = cwd / "t.jsonl"
+    path = project / "t.jsonl"
     trace_id = write_trace(path)
 
-    result = plba("traces", "show", trace_id, "--path", str(path), cwd=cwd, env=env)
+    result = plba("traces", "show", trace_id, "--path", str(path), cwd=project, env=env)
 
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
@@ -60,43 +52,44 @@ def test_given_a_trace_in_the_file_when_shown_then_a_tree_lists_spans_durations_
 
 
 def test_given_settings_naming_the_file_when_shown_without_path_then_that_file_is_read(
-        cwd: Path, env: dict[str, str]) -> None:
+        project: Path, env: dict[str, str]) -> None:
     """Given platform.tracing.path in settings.toml, when shown without --path, then that file is used."""
-    trace_id = write_trace(cwd / "var" / "spans.jsonl")
-    (cwd / "settings.toml").write_text('[platform.tracing]\ntransport = "jsonl"\npath = "var/spans.jsonl"\n')
+    trace_id = write_trace(project / "var" / "spans.jsonl")
+    (project / "settings.toml").write_text('[platform.tracing]\ntransport = "jsonl"\npath = "var/spans.jsonl"\n')
 
-    result = plba("traces", "show", trace_id[:12], cwd=cwd, env=env)
+    result = plba("traces", "show", trace_id[:12], cwd=project, env=env)
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"trace {trace_id}")
 
 
-def test_given_no_trace_file_when_shown_then_one_error_line_and_exit_2(cwd: Path, env: dict[str, str]) -> None:
+def test_given_no_trace_file_when_shown_then_one_error_line_and_exit_2(project: Path, env: dict[str, str]) -> None:
     """Given no file at the configured path, when shown, then one line names the file and the exit code is 2."""
-    result = plba("traces", "show", "abc", cwd=cwd, env=env)
+    result = plba("traces", "show", "abc", cwd=project, env=env)
 
     assert result.returncode == 2
     assert result.stderr.splitlines() == ["error: var/traces.jsonl: trace file not found "
                                           "(set --path or platform.tracing.path)"]
 
 
-def test_given_an_unknown_trace_id_when_shown_then_one_error_line_and_exit_2(cwd: Path, env: dict[str, str]) -> None:
+def test_given_an_unknown_trace_id_when_shown_then_one_error_line_and_exit_2(
+        project: Path, env: dict[str, str]) -> None:
     """Given a file without that trace, when shown, then one line says so and the exit code is 2."""
-    path = cwd / "t.jsonl"
+    path = project / "t.jsonl"
     write_trace(path)
 
-    result = plba("traces", "show", "0" * 32, "--path", str(path), cwd=cwd, env=env)
+    result = plba("traces", "show", "0" * 32, "--path", str(path), cwd=project, env=env)
 
     assert result.returncode == 2
     assert result.stderr.splitlines() == [f"error: trace {'0' * 32} not found in {path}"]
 
 
 def test_given_tail_is_following_when_spans_are_written_then_it_prints_them_and_stops_on_ctrl_c(
-        cwd: Path, env: dict[str, str]) -> None:
+        project: Path, env: dict[str, str]) -> None:
     """Given `plba traces tail`, when new spans are written, then one line each, and SIGINT ends it with 0."""
-    path = cwd / "t.jsonl"
+    path = project / "t.jsonl"
     old_trace = write_trace(path)
-    tail = PlbaProcess("traces", "tail", "--path", str(path), cwd=cwd, env=env)
+    tail = PlbaProcess("traces", "tail", "--path", str(path), cwd=project, env=env)
     try:
         tail.wait_for_output("following")
         traces = TraceService(JsonlTraceTransport(path))
@@ -116,9 +109,9 @@ def test_given_tail_is_following_when_spans_are_written_then_it_prints_them_and_
     assert "Traceback" not in tail.output()
 
 
-def test_given_no_trace_file_when_tailed_then_one_error_line_and_exit_2(cwd: Path, env: dict[str, str]) -> None:
+def test_given_no_trace_file_when_tailed_then_one_error_line_and_exit_2(project: Path, env: dict[str, str]) -> None:
     """Given no file, when tailed, then one line names it and the exit code is 2."""
-    result = plba("traces", "tail", "--path", "missing.jsonl", cwd=cwd, env=env)
+    result = plba("traces", "tail", "--path", "missing.jsonl", cwd=project, env=env)
 
     assert result.returncode == 2
     assert result.stderr.startswith("error: missing.jsonl: trace file not found")

@@ -70,7 +70,7 @@ def _lines(filename: str, rows: Iterable[list[Any]]) -> list[RawLine]:
     numbered = [(number, row) for number, row in enumerate(rows, start=1) if not _blank(row)]
     if not numbered:
         raise AttachmentError(f"{filename}: empty")
-    header_number, header = numbered[0]
+    _, header = numbered[0]
     columns = [str(cell).strip().lower() if cell is not None else "" for cell in header]
     if "sku" not in columns or "quantity" not in columns:
         raise AttachmentError(f"{filename}: the header row must name 'sku' and 'quantity' columns")
