@@ -20,7 +20,8 @@ def validators() -> list[Validator]:
     from dynaconf import Validator
 
     s = SECTION
-    imap = Validator(f"{s}.source", eq="imap")
+    # must_exist: without it the guard passes when `source` is unset, and unset means maildir.
+    imap = Validator(f"{s}.source", must_exist=True, eq="imap")
     return [
         Validator(f"{s}.source", is_in=["maildir", "imap"]),
         Validator(f"{s}.mode", is_in=["poll", "idle"]),
