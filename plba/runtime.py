@@ -69,7 +69,8 @@ class RuntimeManager:
         settings = self.settings
         self.services["settings"] = settings
         self.configure_plugins(settings)
-        self.config.validate(settings)
+        for warning in self.config.validate(settings, plugins=[info.name for info in self.plugins.infos]):
+            logger.warning("%s", warning)
         self.traces.transport = build_transport(settings)
         registry = Registry(settings, self.services, build_queue)
         for hook in ("register_workers", "register_health"):

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from plba.cli.common import ExitCode, State, fail, reported_errors
+from plba.cli.common import ExitCode, State, fail, reported_errors, select_plugins
 
 ConfigOption = Annotated[list[Path] | None, typer.Option(
     "--config", "-c", help="Extra settings file (TOML, YAML or JSON), layered over settings.toml; repeatable.")]
@@ -24,19 +24,12 @@ def run(
     """Run the selected plugins in the foreground until SIGINT/SIGTERM or a stop action."""
     from plba.config import ConfigurationManager
     from plba.logs import configure_from_settings
-    from plba.plugins import PluginSet, selection_from_env
     from plba.runtime import RuntimeManager
 
     with reported_errors():
         settings = ConfigurationManager(config or [])
         configure_from_settings(settings.settings, debug=State.debug)
-        selection = set(plugin) if plugin else selection_from_env()
-        plugins = PluginSet()
-        plugins.discover(selection)
-        unknown = plugins.unknown(selection or ())
-        if unknown:
-            fail([f"plugin {name!r} is not installed (no such entry point in 'plba.modules')" for name in unknown],
-                 ExitCode.USAGE)
+        plugins = select_plugins(plugin)
         broken = plugins.failed()
         if broken:
             fail([f"plugin {info.name!r} ({info.distribution} {info.version}) is broken: {info.error} "

@@ -31,8 +31,9 @@ from redis.retry import Retry
 from plba.backoff import Backoff
 from plba.contracts import Task, TaskQueue
 from plba.errors import QueueUnavailableError
+from plba.masking import mask_url
 from plba.queue import redis_scripts
-from plba.queue.redis_support import DEFAULT_URL, QueueKeys, RedisQueueSettings, decode, encode, safe_url
+from plba.queue.redis_support import DEFAULT_URL, QueueKeys, RedisQueueSettings, decode, encode
 from plba.tracing.context import inject
 
 logger = logging.getLogger("plba.queue.redis")
@@ -71,7 +72,7 @@ class RedisTaskQueue(TaskQueue):
         socket_timeout: float = 10.0,
     ) -> None:
         self.name = name
-        self.url = safe_url(url)
+        self.url = mask_url(url)
         self.visibility_timeout = visibility_timeout
         self.max_attempts = max_attempts
         self.retry_backoff = retry_backoff or Backoff()
