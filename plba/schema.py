@@ -6,7 +6,7 @@ that typo warnings compare against, and the README's settings table all come fro
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -56,56 +56,61 @@ def _upper(value: Any) -> Any:
 
 
 PLATFORM_SETTINGS: tuple[Setting, ...] = (
-    Setting("platform.shutdown_timeout", 30.0, "number", "seconds: one budget for the whole graceful stop",
+    Setting("platform.shutdown_timeout", 30.0, "number",
+            "seconds: one budget for the whole graceful stop, then the rest is forced",
             {"gte": 0}),
     Setting("platform.health_timeout", 5.0, "number",
             "seconds a health check may take before it counts as unhealthy", {"gt": 0}),
     Setting("platform.control.enabled", True, "boolean", "serve the HTTP control plane"),
-    Setting("platform.control.host", "127.0.0.1", "string", "address to listen on; loopback unless you say otherwise",
+    Setting("platform.control.host", "127.0.0.1", "string", "listen address (loopback unless you say otherwise)",
             {"len_min": 1}),
-    Setting("platform.control.port", 8080, "integer", "port to listen on; 0 picks a free one, which is logged",
+    Setting("platform.control.port", 8080, "integer", "listen port; `0` picks a free one and logs it",
             {"gte": 0, "lte": 65535}),
     Setting("platform.control.token", NO_DEFAULT, "string",
-            "bearer token for actions (keep it in .secrets.toml); actions are refused while none is set",
+            "bearer token for `POST /actions/*` (keep it in `.secrets.toml`); actions answer 403 without one",
             {"len_min": 1}),
-    Setting("platform.control.protect_reads", False, "boolean", "require the token for reading endpoints too"),
+    Setting("platform.control.protect_reads", False, "boolean", "require the token for the GET endpoints too"),
     Setting("platform.control.stuck_after", 300.0, "number",
-            "seconds a worker may hold one task before /health/live fails", {"gt": 0}),
+            "seconds a worker may hold one task before liveness fails", {"gt": 0}),
     Setting("platform.control.threads", 4, "integer", "threads answering control-plane requests", {"gte": 1}),
-    Setting("platform.tracing.transport", "log", "string", "where spans go: log, jsonl, noop or otel",
+    Setting("platform.tracing.transport", "log", "string",
+            "`log`, `jsonl`, `noop` or `otel` (`pip install plba[otel]`)",
             {"is_in": ["noop", "log", "jsonl", "otel"]}),
-    Setting("platform.tracing.path", "var/traces.jsonl", "string", "the file of the jsonl transport",
+    Setting("platform.tracing.path", "var/traces.jsonl", "string", "file for the `jsonl` transport",
             {"len_min": 1}),
-    Setting("platform.tracing.exporter", "auto", "string", "otel transport: auto, console or otlp",
+    Setting("platform.tracing.exporter", "auto", "string", "`otel` transport: `auto`, `console` or `otlp`",
             {"is_in": ["auto", "console", "otlp"]}),
-    Setting("platform.tracing.service_name", "plba", "string", "otel transport: the service.name resource",
+    Setting("platform.tracing.service_name", "plba", "string", "`otel` transport: the `service.name` resource",
             {"len_min": 1}),
     Setting("platform.supervisor.restart_budget", 5, "integer",
-            "restarts of a crashing worker allowed within the window", {"gte": 0}),
+            "restarts allowed within the window before a worker is given up", {"gte": 0}),
     Setting("platform.supervisor.restart_window", 60.0, "number", "seconds over which restarts are counted",
             {"gt": 0}),
-    Setting("platform.supervisor.restart_backoff", 0.5, "number", "seconds before the first restart",
+    Setting("platform.supervisor.restart_backoff", 0.5, "number",
+            "seconds before the first restart (jittered exponential backoff)",
             {"gte": 0}),
     Setting("platform.supervisor.restart_backoff_max", 30.0, "number", "longest wait between restarts",
             {"gte": 0}),
     Setting("platform.supervisor.exit_on_critical_failure", True, "boolean",
-            "stop with exit code 1 when a critical worker exhausts its budget"),
-    Setting("log.level", "INFO", "string", "DEBUG, INFO, WARNING, ERROR or CRITICAL",
+            "stop with exit code 1 when a critical worker is given up"),
+    Setting("log.level", "INFO", "string", "`DEBUG`, `INFO`, `WARNING`, `ERROR` or `CRITICAL`",
             {"cast": _upper, "is_in": list(LOG_LEVELS)}),
-    Setting("log.format", "auto", "string", "auto (rich on a terminal, else plain), rich, plain or json",
+    Setting("log.format", "auto", "string",
+            "`auto` (`rich` on a terminal, else `plain`), `rich`, `plain` or `json` (one object per line)",
             {"is_in": list(LOG_FORMATS)}),
 )
 
 # The keys of each `[platform.queues.<name>]` table: a template, as queue names are the user's.
 QUEUE_SETTINGS: tuple[Setting, ...] = (
-    Setting("backend", "memory", "string", "memory or redis", {"is_in": ["memory", "redis"]}),
-    Setting("max_attempts", 5, "integer", "deliveries of a task before it goes to the dead-letter queue",
+    Setting("backend", "memory", "string", "`memory` or `redis`; an absent table means memory",
+            {"is_in": ["memory", "redis"]}),
+    Setting("max_attempts", 5, "integer", "deliveries before the task goes to the dead-letter queue with its error",
             {"gte": 1}),
     Setting("maxsize", 10_000, "integer", "most tasks the queue holds; 0 is unbounded", {"gte": 0},
             backends=("memory",)),
     Setting("publish_timeout", 5.0, "number", "seconds a publish waits for room in a full queue", {"gte": 0},
             backends=("memory",)),
-    Setting("url", NO_DEFAULT, "string", "redis: the server, `redis://`, `rediss://` or `unix://` (required)",
+    Setting("url", NO_DEFAULT, "string", "the server: a `redis://`, `rediss://` or `unix://` URL, required",
             {"len_min": 1}, backends=("redis",)),
     Setting("visibility_timeout", 60.0, "number",
             "seconds before a task leased by a dead process is delivered again", {"gt": 0}, backends=("redis",)),
@@ -164,12 +169,14 @@ def set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
     tree[last] = value
 
 
-def markdown_table(settings: Iterable[Setting] = (), prefix: str = "") -> str:
+def markdown_table() -> str:
     """The README's settings table: one row per key with its type, default and meaning."""
     rows = ["| key | type | default | meaning |", "| --- | --- | --- | --- |"]
-    for setting in settings or PLATFORM_SETTINGS:
+    named = [(s.name, s) for s in PLATFORM_SETTINGS] + [(f"{QUEUE_TEMPLATE}.{s.name}", s) for s in QUEUE_SETTINGS]
+    for name, setting in named:
         shown = "unset" if setting.default is NO_DEFAULT else f"`{_toml(setting.default)}`"
-        rows.append(f"| `{prefix}{setting.name}` | {setting.type} | {shown} | {setting.help} |")
+        meaning = setting.help + (f" ({', '.join(setting.backends)} only)" if setting.backends else "")
+        rows.append(f"| `{name}` | {setting.type} | {shown} | {meaning} |")
     return "\n".join(rows) + "\n"
 
 
