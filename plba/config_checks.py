@@ -54,7 +54,8 @@ def where(origin: str | None) -> str:
 def describe_failure(validator: Any, message: str, value_of: Callable[[str], Any],
                      origin_of: Callable[[str], str | None]) -> str:
     """One dynaconf validation failure as `key must be ... (it is X) in FILE`."""
-    if match := _OPERATION.match(message) or _INVALID_OPERATION.match(message):
+    match = _OPERATION.match(message) or _INVALID_OPERATION.match(message)
+    if match and (match["op"] in _PHRASES or match["op"] == "is_type_of"):
         name, op = match["name"], match["op"]
         operand = _operand(validator, op)
         return f"{name} {_phrase(op, operand)} (it is {value_of(name)!r}){where(origin_of(name))}"
@@ -74,7 +75,7 @@ def _phrase(op: str, operand: Any) -> str:
         return f"must be {_type_words(operand)}"
     if op == "len_min" and operand == 1:
         return "must not be empty"
-    template = _PHRASES.get(op, op.replace("_", " ") + " {op!r}")
+    template = _PHRASES[op]
     choices = ", ".join(repr(choice) for choice in operand) if isinstance(operand, Iterable) else repr(operand)
     return template.format(op=operand, choices=choices, pattern=getattr(operand, "pattern", operand))
 

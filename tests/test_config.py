@@ -294,6 +294,15 @@ def test_validation_messages_are_plain_words_naming_the_file(tmp_path: Path, val
     assert error.value.problems == [expected + suffix]
 
 
+def test_a_plugin_s_own_message_is_kept_as_it_wrote_it(tmp_path: Path) -> None:
+    write(tmp_path / "settings.toml", "[app]\nn = -1\n")
+    manager = ConfigurationManager(root=tmp_path, environ={})
+    manager.settings.validators.register(Validator("app.n", gt=0, messages={"operations": "app.n must be positive"}))
+    with pytest.raises(ConfigError) as error:
+        manager.validate()
+    assert error.value.problems == ["app.n must be positive"]
+
+
 def test_a_value_from_the_environment_is_blamed_on_its_variable(tmp_path: Path) -> None:
     manager = ConfigurationManager(root=tmp_path, environ={"PLBA_PLATFORM__CONTROL__PORT": "70000"})
     with pytest.raises(ConfigError) as error:
