@@ -9,11 +9,12 @@ import signal
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from plba.backoff import Backoff
 from plba.config import ConfigurationManager
 from plba.contracts import HealthStatus, Worker, WorkerState
+from plba.db import Database, database_location, open_database
 from plba.errors import PluginError, StateError
 from plba.health import Component, HealthRegistry, aggregate
 from plba.plugins import PluginSet
@@ -22,6 +23,9 @@ from plba.registry import Registry, Services
 from plba.supervisor import RestartPolicy, StopSummary, WorkerSupervisor
 from plba.tracing.service import TraceService
 from plba.tracing.transports import build_transport
+
+if TYPE_CHECKING:
+    from plba.actions import Actions
 
 logger = logging.getLogger("plba.runtime")
 
@@ -50,6 +54,10 @@ class RuntimeManager:
         self._force_requested = threading.Event()
         self._stop_timeout: float | None = None
         self._atexit_registered = False
+        self._database: Database | None = None
+        self._database_lock = threading.Lock()
+        self._actions: Actions | None = None
+        self._actions_lock = threading.Lock()
 
     # -- building --------------------------------------------------------------------------
 
@@ -57,6 +65,28 @@ class RuntimeManager:
     def settings(self) -> Any:
         """The merged configuration currently in force."""
         return self.config.settings
+
+    @property
+    def database(self) -> Database:
+        """The platform database `platform.database` names (created on first write); reopened if a reload moves it."""
+        location = database_location(self.settings)
+        with self._database_lock:
+            if self._database is None or self._database.location != location:
+                if self._database is not None:
+                    self._database.close()
+                self._database = open_database(location)
+            return self._database
+
+    @property
+    def actions(self) -> Actions:
+        """The platform's actions bound to this runtime: how the control plane, CLI and console change anything."""
+        with self._actions_lock:
+            if self._actions is None:
+                # Imported here: the actions sit a layer above the runtime they act on.
+                from plba.actions import build_actions
+
+                self._actions = build_actions(self)
+            return self._actions
 
     def build(self) -> None:
         """Configure plugins, validate settings, and collect workers, queues and health checks.
@@ -222,6 +252,10 @@ class RuntimeManager:
                     queue.close()
                 except Exception:  # noqa: BLE001
                     logger.exception("closing a queue failed")
+        if self._actions is not None:
+            self._actions.state.close()
+        if self._database is not None:
+            self._database.close()
         self.traces.close()
 
     def __enter__(self) -> RuntimeManager:

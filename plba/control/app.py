@@ -1,30 +1,31 @@
-"""The control plane's Flask application: health, status, metrics, plugins and the stop/start/reload actions."""
+"""The control plane's Flask application: the read endpoints, and one `POST /actions/...` route per declared action."""
 
 from __future__ import annotations
 
 import inspect
 import json
 import logging
-import math
 import re
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, request
-from werkzeug.exceptions import BadRequest, Conflict, HTTPException, MethodNotAllowed, NotFound
+from werkzeug.exceptions import BadRequest, HTTPException, MethodNotAllowed, NotFound
 
+from plba.actions import ActionError, Actions, InvalidParams
+from plba.actions import loggers as logger_levels
+from plba.actions import queues as queue_controls
 from plba.config import MASK, settings_dict
 from plba.control import auth
-from plba.errors import PlbaError, ProblemsError
 
 logger = logging.getLogger("plba.control")
 
-# A stop may be given a drain budget of at most a day; more is a typo (and overflows thread joins).
-MAX_TIMEOUT = 86_400.0
-# Action bodies are a few fields; anything bigger is refused before it is read.
+# Action bodies are a few fields (or up to a thousand task ids); anything bigger is refused before it is read.
 MAX_BODY = 64 * 1024
+# Rows a list endpoint (`/audit`) returns at most, and by default.
+MAX_LIMIT = 1_000
+DEFAULT_LIMIT = 100
 # Secret values shorter than this are not scrubbed from responses: replacing them would garble text.
 MIN_SECRET_LENGTH = 4
 
@@ -39,18 +40,16 @@ def create_app(runtime: Any) -> Flask:
     app.before_request(_authorize)
     app.register_error_handler(Exception, _error_response)
     app.register_blueprint(control)
+    register_action_routes(app, runtime.actions)
     register_plugin_routes(app, runtime)
     return app
 
 
 class ControlState:
-    """What the endpoints share: the runtime, the background stop thread, and readings of the settings."""
+    """What the endpoints share: the runtime and readings of the settings."""
 
     def __init__(self, runtime: Any) -> None:
         self.runtime = runtime
-        self.stop_thread: threading.Thread | None = None
-        # Serialises stop requests, so two at once start one background drain.
-        self.lock = threading.Lock()
         self._guard_of: Any = None
         self._guard: Guard | None = None
 
@@ -66,10 +65,8 @@ class ControlState:
         return self._guard
 
     def join_stop(self, timeout: float) -> None:
-        """Wait for a background stop started by `POST /actions/stop` (unless called from it)."""
-        thread = self.stop_thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
+        """Wait for a background stop started by the stop action (unless called from it)."""
+        self.runtime.actions.join_stop(timeout)
 
 
 @dataclass(frozen=True)
@@ -89,6 +86,43 @@ class Guard:
         secrets = tuple(sorted((json.dumps(v)[1:-1] for v in values), key=len, reverse=True))
         return cls(auth.configured_token(settings), bool(settings.get("platform.control.protect_reads", False)),
                    secrets)
+
+
+def register_action_routes(app: Flask, actions: Actions) -> None:
+    """One `POST /actions/<route>` per declared action, each calling `actions.invoke` (which authorizes and audits)."""
+    for action in actions.registry:
+        app.add_url_rule(f"/actions/{action.route}", endpoint=f"action:{action.name}",
+                         view_func=_action_view(action.name, action.status), methods=["POST"])
+
+
+def _action_view(action: str, success: int) -> Callable[..., Response]:
+    def view(name: str | None = None) -> Response:
+        answer = _runtime().actions.invoke(action, HttpCaller(), name, _json_object)
+        return reply(answer, success)
+
+    # The action authorizes itself, so that a refusal is audited like everything else.
+    view.plba_action = action  # type: ignore[attr-defined]
+    view.__doc__ = f"Invoke the {action} action."
+    return view
+
+
+class HttpCaller:
+    """The request as an action's caller: the bearer token decides the actor, refusals are HTTP errors."""
+
+    def __init__(self) -> None:
+        self.remote_addr = request.remote_addr
+        self._actor = "anonymous"
+
+    def authorize(self, role: str) -> str:
+        """Return the actor when the request's credential holds `role`; 401/403 otherwise."""
+        # Until users exist the control token is the one credential, a service with every role.
+        auth.authorize(request.headers.get("Authorization"), _state().guard().token)
+        self._actor = "service"
+        return self._actor
+
+    def actor_hint(self) -> str:
+        """Who the request turned out to be, `anonymous` when no credential was accepted."""
+        return self._actor
 
 
 def register_plugin_routes(app: Flask, runtime: Any) -> None:
@@ -154,6 +188,40 @@ def metrics() -> Response:
     return Response(render(_runtime()), content_type=CONTENT_TYPE)
 
 
+@control.get("/queues")
+def queues() -> Response:
+    """Every queue's backend, depth, in flight, delayed, dead and paused."""
+    return reply({"queues": queue_controls.readings(_runtime())})
+
+
+@control.get("/queues/<name>/dead")
+def dead(name: str) -> Response:
+    """Queue `name`'s dead letters, oldest first, payloads masked; `?limit=N`, `?cursor=` for the next page."""
+    limit = _limit(queue_controls.DEFAULT_DEAD_PAGE, queue_controls.MAX_DEAD_PAGE)
+    return reply(queue_controls.dead_letters(_runtime(), name, limit, request.args.get("cursor") or None))
+
+
+@control.get("/loggers")
+def loggers() -> Response:
+    """The platform's and plugins' loggers: own level, level in effect, pending revert."""
+    runtime = _runtime()
+    return reply({"loggers": logger_levels.levels(runtime, runtime.actions.state)})
+
+
+@control.get("/config")
+def config() -> Response:
+    """The settings in force, secrets masked, and the layer each key came from."""
+    manager = _runtime().config
+    return reply({"settings": manager.masked(), "origins": manager.origins()})
+
+
+@control.get("/audit")
+def audit() -> Response:
+    """The latest audit events, newest first (`?limit=N`)."""
+    events = _runtime().actions.audit.recent(_limit(DEFAULT_LIMIT, MAX_LIMIT))
+    return reply({"events": [event.to_dict() for event in events]})
+
+
 @control.get("/openapi.json")
 def openapi() -> Response:
     """The OpenAPI document of these endpoints."""
@@ -162,99 +230,31 @@ def openapi() -> Response:
     return reply(document())
 
 
-# -- actions -----------------------------------------------------------------------------------
-
-
-@control.post("/actions/stop")
-def stop() -> Response:
-    """Accept a graceful (or forced) stop: 202, then the drain runs in the background."""
-    body = read_body({"force": _boolean, "timeout": _timeout})
-    force, timeout = body.get("force", False), body.get("timeout")
-    shared = _state()
-    runtime = shared.runtime
-    with shared.lock:
-        state = runtime.state
-        if state in ("not_started", "stopped"):
-            raise Conflict(f"the runtime is already {state}")
-        # Under `run()` this wakes the foreground thread, which exits the process after the drain. A
-        # forced request during a drain cuts it short, like a second Ctrl-C.
-        runtime.request_stop(force=force, timeout=timeout)
-        if state != "stopping" and not (shared.stop_thread and shared.stop_thread.is_alive()):
-            # An embedded runtime has nobody waiting on the request, so the drain runs here too. Under
-            # `run()` both threads call stop(); the lifecycle lock lets one drain and the other return.
-            shared.stop_thread = threading.Thread(target=_stop_quietly, args=(runtime, timeout, force),
-                                                  name="plba-control-stop")
-            shared.stop_thread.start()
-    return reply({"accepted": "stop", "force": force, "timeout": timeout}, 202)
-
-
-@control.post("/actions/start")
-def start() -> Response:
-    """Start a stopped runtime again: 202, or 409 when it is not stopped."""
-    read_body({})
-    runtime = _runtime()
-    if runtime.state not in ("stopped", "not_started"):
-        raise Conflict(f"the runtime is already {runtime.state}")
-    try:
-        runtime.start()
-    except PlbaError as exc:
-        raise Conflict(f"the runtime cannot start: {exc}") from None
-    return reply({"accepted": "start", "state": runtime.state}, 202)
-
-
-@control.post("/actions/reload")
-def reload() -> Response:
-    """Re-read the configuration: 200 with the changed keys, 422 with every problem when invalid."""
-    read_body({})
-    try:
-        changed = _runtime().reload()
-    except ProblemsError as exc:
-        return reply({"error": "the new configuration is invalid; the current one stays in force",
-                      "problems": exc.problems}, 422)
-    return reply({"changed": changed})
-
-
-def _stop_quietly(runtime: Any, timeout: float | None, force: bool) -> None:
-    try:
-        runtime.stop(timeout=timeout, force=force)
-    except Exception:  # noqa: BLE001 - nobody waits on this thread, so the log is the only place to say it
-        logger.exception("stop requested through the control plane failed")
-
-
 # -- request plumbing --------------------------------------------------------------------------
 
 
-def read_body(fields: Mapping[str, Callable[[str, Any], Any]]) -> dict[str, Any]:
-    """The JSON object body checked against `fields` (name -> validator); empty means `{}`; 400 otherwise."""
+def _json_object() -> dict[str, Any]:
+    """The JSON object body; empty means `{}`; InvalidParams (400) for anything else."""
     raw = request.get_data(cache=False)
     if not raw.strip():
         return {}
     try:
         body = json.loads(raw)
     except (ValueError, RecursionError):
-        raise BadRequest("the body must be a JSON object") from None
+        raise InvalidParams("the body must be a JSON object") from None
     if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object")
-    unknown = sorted(set(body) - set(fields))
-    if unknown:
-        allowed = ", ".join(fields) or "none"
-        raise BadRequest(f"unknown field(s): {', '.join(map(str, unknown))} (allowed: {allowed})")
-    return {name: fields[name](name, value) for name, value in body.items()}
+        raise InvalidParams("the body must be a JSON object")
+    return body
 
 
-def _boolean(name: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise BadRequest(f"{name} must be true or false")
-    return value
-
-
-def _timeout(name: str, value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or not 0 <= value <= MAX_TIMEOUT:
-        raise BadRequest(f"{name} must be null or a number of seconds from 0 to {MAX_TIMEOUT:g}")
-    return float(value)
+def _limit(default: int, maximum: int) -> int:
+    """The `?limit=N` query argument: a whole number from 1 to `maximum`; 400 otherwise."""
+    given = request.args.get("limit")
+    if given is None:
+        return default
+    if not given.isdigit() or not 1 <= int(given) <= maximum:
+        raise BadRequest(f"limit must be a whole number from 1 to {maximum}, not {given[:20]!r}")
+    return int(given)
 
 
 def reply(data: Any, code: int = 200) -> Response:
@@ -267,7 +267,9 @@ def reply(data: Any, code: int = 200) -> Response:
 
 def _authorize() -> None:
     # Unknown paths and wrong methods get their 404/405 first: nothing is revealed by them.
-    if request.routing_exception is not None:
+    # Actions check their role themselves, when they are invoked.
+    view = current_app.view_functions.get(request.endpoint)
+    if request.routing_exception is not None or hasattr(view, "plba_action"):
         return
     guard = _state().guard()
     if auth.needs_token(request.method, guard.protect_reads):
@@ -275,6 +277,8 @@ def _authorize() -> None:
 
 
 def _error_response(exc: Exception) -> Response:
+    if isinstance(exc, ActionError):
+        return reply({"error": exc.message, **exc.extra}, exc.status)
     if not isinstance(exc, HTTPException):
         logger.exception("control plane: %s %s failed", request.method, request.path)
         return reply({"error": "internal error; the runtime's log has the details"}, 500)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from plba import __version__
+from plba.actions import PLATFORM_ACTIONS, Action
+from plba.actions.params import schema_of
 
 
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -35,6 +38,35 @@ def _action(summary: str, code: str, schema: dict[str, Any], body: dict[str, Any
     return {"post": operation}
 
 
+ACTION_ERRORS = {
+    "404": _json(ERROR, "No such target (queue, logger, instance, schedule)."),
+    "409": _json(ERROR, "Not possible in the current state, or not supported by the target."),
+    "422": _json(ERROR, "Well formed, but cannot be applied (an invalid new configuration: `problems`)."),
+}
+
+
+def _with_name(path_item: dict[str, Any], what: str) -> dict[str, Any]:
+    for operation in path_item.values():
+        operation["parameters"] = [{"name": "name", "in": "path", "required": True, "description": f"the {what}",
+                                    "schema": {"type": "string"}}]
+    return path_item
+
+
+def _openapi_path(route: str) -> str:
+    """A Flask route in OpenAPI's spelling: `<name>` becomes `{name}`."""
+    return re.sub(r"<(\w+)>", r"{\1}", route)
+
+
+def _declared(action: Action) -> dict[str, Any]:
+    """The path item of a declared action: its parameters as the body schema, its role in the summary."""
+    body = {"type": "object", "additionalProperties": False,
+            "properties": {param.name: {**schema_of(param.check), "description": param.help}
+                           for param in action.params},
+            "required": [param.name for param in action.params if param.required]}
+    item = _action(f"{action.help} (role: {action.role})", str(action.status), OBJECT, body, ACTION_ERRORS)
+    return _with_name(item, action.target) if action.target else item
+
+
 PROBE = {"type": "object", "properties": {"reason": {"type": "string"}}}
 
 
@@ -57,23 +89,22 @@ def document() -> dict[str, Any]:
             "/plugins": _read("The plugins, as `plba plugins list --json`.",
                               {"type": "array", "items": {"$ref": "#/components/schemas/Plugin"}}),
             "/openapi.json": _read("This document.", OBJECT),
-            "/actions/stop": _action(
-                "Stop gracefully (or forced) after answering.", "202", OBJECT,
-                {"type": "object", "additionalProperties": False,
-                 "properties": {"force": {"type": "boolean", "default": False},
-                                "timeout": {"type": ["number", "null"], "minimum": 0, "maximum": 86400}}},
-                {"409": _json(ERROR, "Already stopped.")}),
-            "/actions/start": _action("Start a stopped runtime again.", "202", OBJECT,
-                                      {"type": "object", "additionalProperties": False},
-                                      {"409": _json(ERROR, "Not stopped.")}),
-            "/actions/reload": _action(
-                "Reload the configuration.", "200",
-                {"type": "object", "properties": {"changed": {"type": "array", "items": {"type": "string"}}}},
-                {"type": "object", "additionalProperties": False},
-                {"422": _json({"type": "object", "properties": {"error": {"type": "string"},
-                                                                "problems": {"type": "array",
-                                                                             "items": {"type": "string"}}}},
-                              "Invalid configuration; the current one stays in force.")}),
+            "/queues": _read("Every queue's backend, depth, in flight, delayed, dead and paused.",
+                             {"type": "object", "properties": {"queues": {
+                                 "type": "object", "additionalProperties": {"$ref": "#/components/schemas/Queue"}}}}),
+            "/queues/{name}/dead": _with_name(_read(
+                "A queue's dead letters, oldest first, payloads masked (`limit`, `cursor`).",
+                {"type": "object", "properties": {"tasks": {"type": "array",
+                                                            "items": {"$ref": "#/components/schemas/DeadTask"}},
+                                                  "next_cursor": {"type": ["string", "null"]}}},
+                {"404": _json(ERROR, "No queue of that name.")}), "queue"),
+            "/loggers": _read("The platform's and plugins' loggers and their levels.", OBJECT),
+            "/config": _read("The settings in force (secrets masked) and the layer each key came from.",
+                             {"type": "object", "properties": {"settings": OBJECT, "origins": OBJECT}}),
+            "/audit": _read("The latest audit events, newest first (`limit`).",
+                            {"type": "object", "properties": {"events": {
+                                "type": "array", "items": {"$ref": "#/components/schemas/AuditEvent"}}}}),
+            **{_openapi_path(f"/actions/{action.route}"): _declared(action) for action in PLATFORM_ACTIONS},
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
@@ -86,6 +117,24 @@ def document() -> dict[str, Any]:
                 "Status": {"type": "object", "required": ["state", "workers", "queues", "plugins"],
                            "properties": {"state": {"type": "string"}, "workers": {"type": "array"},
                                           "queues": OBJECT, "plugins": {"type": "array"}}},
+                "Queue": {"type": "object",
+                          "properties": {"backend": {"type": "string"}, "depth": {"type": "integer"},
+                                         "in_flight": {"type": "integer"}, "delayed": {"type": "integer"},
+                                         "dead": {"type": "integer"}, "paused": {"type": "boolean"}}},
+                "DeadTask": {"type": "object",
+                             "required": ["id", "name", "attempts", "error", "dead_at", "trace_id", "payload"],
+                             "properties": {"id": {"type": "string"}, "name": {"type": "string"},
+                                            "attempts": {"type": "integer"}, "error": {"type": ["string", "null"]},
+                                            "dead_at": {"type": ["string", "null"], "format": "date-time"},
+                                            "trace_id": {"type": ["string", "null"]}, "payload": {}}},
+                "AuditEvent": {"type": "object",
+                               "required": ["at", "actor", "action", "target", "params", "outcome", "remote_addr"],
+                               "properties": {"at": {"type": "string", "format": "date-time"},
+                                              "actor": {"type": "string"}, "action": {"type": "string"},
+                                              "target": {"type": ["string", "null"]}, "params": OBJECT,
+                                              "outcome": {"enum": ["ok", "refused", "rejected", "failed"]},
+                                              "remote_addr": {"type": ["string", "null"]},
+                                              "detail": {"type": ["string", "null"]}}},
                 "Plugin": {"type": "object",
                            "required": ["name", "distribution", "version", "hooks", "status", "error"],
                            "properties": {"name": {"type": "string"}, "distribution": {"type": ["string", "null"]},
