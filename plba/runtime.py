@@ -177,14 +177,35 @@ class RuntimeManager:
             # Readiness turns false first, so load balancers stop sending before intake stops.
             self._state = WorkerState.STOPPING.value
             logger.info("stopping: draining in-flight work for up to %gs%s", budget, " (forced)" if force else "")
-            summary = self.supervisor.stop(budget, force=force, force_event=self._force_requested)
-            summary.queued = sum(int(q.stats().get("depth", 0)) + int(q.stats().get("delayed", 0))
-                                 for q in self.registry.queues.values() if _safe_stats(q))
-            # The summary is in place before anyone can see the stopped state.
-            self.last_stop = summary
-            self._state = WorkerState.STOPPED.value
+            summary, lost = StopSummary(), {}
+            try:
+                summary = self.supervisor.stop(budget, force=force, force_event=self._force_requested)
+                lost = self._count_queued(summary)
+            finally:
+                # Whatever could not be read, the stop completes: the summary is in place before
+                # anyone can see the stopped state, and a later start is possible.
+                self.last_stop = summary
+                self._state = WorkerState.STOPPED.value
             logger.info("stopped: %s", summary)
+            for name, left in lost.items():
+                logger.warning("%d task(s) left in memory queue %r are lost when this process exits "
+                               "(a redis backend keeps them: [platform.queues.%s] backend = \"redis\")",
+                               left, name, name)
             return summary
+
+    def _count_queued(self, summary: StopSummary) -> dict[str, int]:
+        """Add what each queue still holds to `summary`; return the memory queues' counts, lost at exit."""
+        lost = {}
+        for name, queue in self.registry.queues.items():
+            stats = _safe_stats(queue)
+            if "error" in stats:
+                summary.unreadable.append(f"queue {name!r} ({stats['error']})")
+                continue
+            left = int(stats.get("depth") or 0) + int(stats.get("delayed") or 0)
+            summary.queued += left
+            if left and stats.get("backend") == "memory":
+                lost[name] = left
+        return lost
 
     def run(self) -> int:
         """Start, block until a stop is requested (signal or control plane), stop; return the exit code."""
