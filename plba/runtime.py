@@ -81,7 +81,7 @@ class RuntimeManager:
                 except Exception as exc:  # noqa: BLE001 - reported with the plugin's name below
                     scope.discard()
                     info.fail(exc)
-                    failures.append(f"plugin {info.name!r} failed in {hook}: {info.error}")
+                    failures.append(f"plugin {info.label} failed in {hook}: {info.error}")
                 else:
                     scope.commit()
             if failures:
@@ -110,7 +110,7 @@ class RuntimeManager:
             except Exception as exc:  # noqa: BLE001 - reported with the plugin's name
                 if mark_failed:
                     info.fail(exc)
-                failures.append(f"plugin {info.name!r} failed in configure: {type(exc).__name__}: {exc}")
+                failures.append(f"plugin {info.label} failed in configure: {type(exc).__name__}: {exc}")
         if failures:
             raise PluginError(failures)
 

@@ -39,7 +39,7 @@ def run(
                  ExitCode.USAGE)
         broken = plugins.failed()
         if broken:
-            fail([f"plugin {info.name!r} ({info.distribution} {info.version}) is broken: {info.error} "
+            fail([f"plugin {info.label} is broken: {info.error} "
                   f"(deselect it with --plugin or PLBA_LOAD_PLUGINS)" for info in broken], ExitCode.PLUGIN_FAILED)
         runtime = RuntimeManager(settings, plugins, enable_http_control=not no_http)
         runtime.build()
