@@ -8,7 +8,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from plba.backoff import Backoff
@@ -50,6 +50,8 @@ class RuntimeManager:
         self._force_requested = threading.Event()
         self._stop_timeout: float | None = None
         self._atexit_registered = False
+        # Called on each start once the control plane listens and before any worker starts (the banner).
+        self.announce: Callable[[RuntimeManager], None] | None = None
 
     # -- building --------------------------------------------------------------------------
 
@@ -144,6 +146,8 @@ class RuntimeManager:
             except BaseException:
                 self._state = previous_state
                 raise
+            if self.announce is not None:
+                self.announce(self)
             self.supervisor.start()
             self.started_at = time.time()
             self._state = "running"
@@ -197,7 +201,7 @@ class RuntimeManager:
         """Add what each queue still holds to `summary`; return the memory queues' counts, lost at exit."""
         lost = {}
         for name, queue in self.registry.queues.items():
-            stats = _safe_stats(queue)
+            stats = queue_stats(queue)
             if "error" in stats:
                 summary.unreadable.append(f"queue {name!r} ({stats['error']})")
                 continue
@@ -259,7 +263,7 @@ class RuntimeManager:
     def status(self) -> dict[str, Any]:
         """State, workers, queues and plugins as JSON-ready data."""
         workers = self.supervisor.statuses() if self.supervisor else []
-        queues = {name: _safe_stats(queue) for name, queue in (self.registry.queues.items() if self.registry else [])}
+        queues = {name: queue_stats(queue) for name, queue in (self.registry.queues.items() if self.registry else [])}
         return {
             "state": self.state,
             "started_at": self.started_at,
@@ -355,7 +359,8 @@ class RuntimeManager:
             signal.signal(sig, handler)
 
 
-def _safe_stats(queue: Any) -> dict[str, Any]:
+def queue_stats(queue: Any) -> dict[str, Any]:
+    """The queue's stats, or `{"error": ...}` saying why they cannot be read."""
     try:
         return queue.stats()
     except Exception as exc:  # noqa: BLE001 - a queue that cannot report says why instead

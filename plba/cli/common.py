@@ -5,12 +5,16 @@ from __future__ import annotations
 import contextlib
 import enum
 import sys
+import time
 from collections.abc import Iterator
 from typing import Any, NoReturn
 
 import typer
 
 from plba.errors import PlbaError, ProblemsError
+
+# When the command line was loaded: `plba run` reports its start-up time from here.
+LAUNCHED = time.monotonic()
 
 
 class ExitCode(enum.IntEnum):
