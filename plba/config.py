@@ -38,6 +38,8 @@ PLATFORM_DEFAULTS: dict[str, Any] = {
         "supervisor": {"restart_budget": 5, "restart_window": 60.0, "restart_backoff": 0.5,
                        "restart_backoff_max": 30.0, "exit_on_critical_failure": True},
         "queues": {},
+        "cluster": {"url": ""},
+        "schedules": {},
     },
     "log": {"level": "INFO", "format": "auto"},
 }
@@ -60,6 +62,7 @@ def platform_validators() -> list[Validator]:
         Validator("platform.supervisor.restart_budget", is_type_of=int, gte=0),
         Validator("platform.supervisor.restart_window", is_type_of=number, gt=0),
         Validator("platform.supervisor.exit_on_critical_failure", is_type_of=bool),
+        Validator("platform.cluster.url", is_type_of=str),
         Validator("log.level", cast=lambda v: str(v).upper(), is_in=LOG_LEVELS),
         Validator("log.format", is_in=["auto", "rich", "plain", "json"]),
     ]

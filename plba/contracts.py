@@ -180,3 +180,6 @@ class Worker(abc.ABC):
     def join(self, timeout: float | None = None) -> bool:
         """Wait up to `timeout` for the worker's threads to end; True when they all have."""
         return True
+
+    def close(self) -> None:
+        """Free connections once the worker has stopped for good (the runtime closes); nothing by default."""

@@ -95,6 +95,7 @@ class WorkerSupervisor:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._monitor: threading.Thread | None = None
+        self._closed = False
 
     @property
     def workers(self) -> list[Worker]:
@@ -110,6 +111,7 @@ class WorkerSupervisor:
     def start(self) -> None:
         """Start every worker and the monitor; a worker that fails to start is restarted like a crash."""
         self._stop.clear()
+        self._closed = False
         for entry in self._workers:
             entry.restarts.clear()
             entry.gave_up = False
@@ -140,6 +142,14 @@ class WorkerSupervisor:
                 _call_quietly(worker, "stop", force=True)
         summary.finished = max(0, in_flight_before - summary.forced)
         return summary
+
+    def close(self) -> None:
+        """Call every worker's `close()` once after the final stop, so it frees its connections."""
+        if self._closed:
+            return
+        self._closed = True
+        for worker in self.workers:
+            _call_quietly(worker, "close")
 
     def statuses(self) -> list[dict[str, Any]]:
         """Each worker's status with its name, criticality and restart count."""
