@@ -13,7 +13,7 @@ from typing import Any
 from plba.backoff import Backoff
 from plba.contracts import HealthStatus, Task, TaskHandler, TaskQueue, Worker, WorkerHealth, WorkerState, WorkerStatus
 from plba.stats import Histogram
-from plba.tracing.context import extract, use_span
+from plba.tracing.service import TraceService
 
 logger = logging.getLogger("plba.worker")
 
@@ -36,7 +36,7 @@ class QueueWorker(Worker):
         name: str,
         queue: TaskQueue,
         handler: TaskHandler | Callable[[Task], Any],
-        traces: Any = None,
+        traces: TraceService | None = None,
         concurrency: int = 1,
         *,
         critical: bool = True,
@@ -50,7 +50,9 @@ class QueueWorker(Worker):
         self.name = name
         self.queue = queue
         self.handler = handler
-        self.traces = traces
+        # Without a service of its own the worker still resumes the trace a task carries, so its logs
+        # have the trace id; the spans themselves go nowhere.
+        self.traces = traces or TraceService()
         self.concurrency = concurrency
         self.critical = critical
         self.max_attempts = max_attempts or getattr(queue, "max_attempts", None) or DEFAULT_MAX_ATTEMPTS
@@ -215,8 +217,8 @@ class QueueWorker(Worker):
         with self._lock:
             self._running[ident] = (task, started)
         try:
-            if self.traces is None and "traceparent" not in task.metadata:
-                self._handle(task)
+            if self.traces.discards and "traceparent" not in task.metadata:
+                self._handle(task)  # nothing to record and no trace to resume: spare the span
             else:
                 with self._trace_scope(task):
                     self._handle(task)
@@ -257,7 +259,4 @@ class QueueWorker(Worker):
         return False
 
     def _trace_scope(self, task: Task) -> contextlib.AbstractContextManager:
-        if self.traces is not None:
-            return self.traces.resume(task.metadata, f"task {task.name}", task_id=task.id, attempt=task.attempts)
-        parent = extract(task.metadata)
-        return use_span(parent) if parent else contextlib.nullcontext()
+        return self.traces.resume(task.metadata, f"task {task.name}", task_id=task.id, attempt=task.attempts)

@@ -182,10 +182,10 @@ class Scheduler(ThreadWorker):
     # -- running routines --------------------------------------------------------------------
 
     def run_now(self, name: str) -> tuple[str, Firing | None]:
-        """Fire `name` once now, in the whole fleet: ("started", firing), or (reason, None) with reason
-        "running" (its previous run is going), "duplicate" (fired in this second already) or "stopped".
+        """Fire `name` once now, in the whole fleet: ("started", firing), or (reason, None).
 
-        KeyError for an unknown schedule.
+        The reason is "running" (its previous run is going), "duplicate" (fired in this second
+        already) or "stopped". KeyError for an unknown schedule.
         """
         state = self._states[name]
         if self.status().state not in (WorkerState.IDLE, WorkerState.BUSY):
