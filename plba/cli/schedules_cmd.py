@@ -47,14 +47,23 @@ def run(
 
 def _print(schedules: list[dict[str, Any]]) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table("schedule", "timing", "enabled", "next run", "last run", "outcome", "runs", "skipped", "failures",
-                  "last error", title="Schedules")
+    console = Console()
+    if not schedules:
+        console.print("no schedules registered")
+        return
+    table = Table("schedule", "timing", "next run", "last run", "outcome", "runs", "skipped", "failures",
+                  title="Schedules")
     for entry in schedules:
         timing = f"every {entry['every']:g}s" if entry.get("every") is not None else f"cron {entry.get('cron')}"
-        table.add_row(str(entry.get("name")), f"{timing} ({entry.get('timezone')})", str(entry.get("enabled")),
-                      str(entry.get("next_run") or ""), str(entry.get("last_run") or ""),
-                      str(entry.get("last_outcome") or ""), str(entry.get("runs")), str(entry.get("skipped")),
-                      str(entry.get("failures")), str(entry.get("last_error") or ""))
-    Console().print(table if schedules else "no schedules registered")
+        table.add_row(str(entry.get("name")), f"{timing} ({entry.get('timezone')})",
+                      str(entry.get("next_run") or "") if entry.get("enabled") else "disabled",
+                      str(entry.get("last_run") or ""), str(entry.get("last_outcome") or ""), str(entry.get("runs")),
+                      str(entry.get("skipped")), str(entry.get("failures")))
+    console.print(table)
+    for entry in schedules:
+        if entry.get("last_error"):
+            console.print(f"[red]{escape(entry['name'])}[/]: last error: {escape(entry['last_error'])}",
+                          highlight=False)
