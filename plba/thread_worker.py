@@ -8,11 +8,20 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from plba.contracts import HealthStatus, Worker, WorkerHealth, WorkerState, WorkerStatus
 
 logger = logging.getLogger("plba.worker")
+
+
+def join_threads(threads: Iterable[threading.Thread], timeout: float | None) -> bool:
+    """Join `threads` within one `timeout` for them all (None waits forever); True when every one ended."""
+    threads = list(threads)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    for thread in threads:
+        thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+    return not any(thread.is_alive() for thread in threads)
 
 
 class ThreadWorker(Worker):
@@ -68,10 +77,7 @@ class ThreadWorker(Worker):
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the threads within `timeout`; True when all ended."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        for thread in self._threads:
-            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
-        ended = not any(thread.is_alive() for thread in self._threads)
+        ended = join_threads(self._threads, timeout)
         if ended and self._state == WorkerState.STOPPING:
             self._state = WorkerState.STOPPED
         return ended

@@ -13,6 +13,7 @@ from typing import Any
 from plba.backoff import Backoff
 from plba.contracts import HealthStatus, Task, TaskHandler, TaskQueue, Worker, WorkerHealth, WorkerState, WorkerStatus
 from plba.stats import Histogram
+from plba.thread_worker import join_threads
 from plba.tracing.service import TraceService
 
 logger = logging.getLogger("plba.worker")
@@ -99,13 +100,10 @@ class QueueWorker(Worker):
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the threads within `timeout`; True when all ended."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        for thread in self._threads:
-            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
-        alive = any(t.is_alive() for t in self._threads)
-        if not alive and self._state == WorkerState.STOPPING:
+        ended = join_threads(self._threads, timeout)
+        if ended and self._state == WorkerState.STOPPING:
             self._state = WorkerState.STOPPED
-        return not alive
+        return ended
 
     def abandon(self) -> list[Task]:
         """Give every in-flight task back to the queue and forget it; returns them.

@@ -14,7 +14,7 @@ from typing import Any
 from plba.cluster import ClusterStore
 from plba.contracts import HealthStatus, WorkerHealth, WorkerState
 from plba.schedule.definition import Firing, Schedule
-from plba.thread_worker import ThreadWorker
+from plba.thread_worker import ThreadWorker, join_threads
 from plba.tracing.service import TraceService
 
 logger = logging.getLogger("plba.schedule")
@@ -119,9 +119,7 @@ class Scheduler(ThreadWorker):
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the scheduler thread and every running routine within one `timeout`."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        for thread in list(self._routines):
-            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
-        if any(thread.is_alive() for thread in self._routines):
+        if not join_threads(self._routines, timeout):
             return False
         return super().join(None if deadline is None else max(0.0, deadline - time.monotonic()))
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import threading
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -14,6 +12,7 @@ from plba import ApplicationModule, Firing
 from plba.cli import app as cli
 from plba.errors import ConfigError, PluginError
 from plba.testing import health_of, wait_until
+from tests.control.conftest import isolated  # noqa: F401 - autouse: an empty directory, no PLBA_ variables
 
 TOKEN = "sched-token-7c1d"
 
@@ -38,15 +37,6 @@ class Reports(ApplicationModule):
 
 def overrides(**table) -> dict:
     return {"platform": {"schedules": {"acme.report": table}}}
-
-
-@pytest.fixture(autouse=True)
-def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty directory without PLBA_ variables, so the CLI reads no settings of the repository."""
-    for name in [name for name in os.environ if name.startswith("PLBA_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 def test_an_every_schedule_fires_in_real_time_on_consecutive_slots(plba_runtime) -> None:
