@@ -8,7 +8,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from plba.backoff import Backoff
@@ -54,6 +54,8 @@ class RuntimeManager:
         self._force_requested = threading.Event()
         self._stop_timeout: float | None = None
         self._atexit_registered = False
+        # Called on each start once the control plane listens and before any worker starts (the banner).
+        self.announce: Callable[[RuntimeManager], None] | None = None
 
     # -- building --------------------------------------------------------------------------
 
@@ -85,7 +87,7 @@ class RuntimeManager:
                 except Exception as exc:  # noqa: BLE001 - reported with the plugin's name below
                     scope.discard()
                     info.fail(exc)
-                    failures.append(f"plugin {info.name!r} failed in {hook}: {info.error}")
+                    failures.append(f"plugin {info.label} failed in {hook}: {info.error}")
                 else:
                     scope.commit()
             if failures:
@@ -125,7 +127,7 @@ class RuntimeManager:
             except Exception as exc:  # noqa: BLE001 - reported with the plugin's name
                 if mark_failed:
                     info.fail(exc)
-                failures.append(f"plugin {info.name!r} failed in configure: {type(exc).__name__}: {exc}")
+                failures.append(f"plugin {info.label} failed in configure: {type(exc).__name__}: {exc}")
         if failures:
             raise PluginError(failures)
 
@@ -159,6 +161,8 @@ class RuntimeManager:
             except BaseException:
                 self._state = previous_state
                 raise
+            if self.announce is not None:
+                self.announce(self)
             self.supervisor.start()
             self.started_at = time.time()
             self._state = "running"
@@ -192,14 +196,35 @@ class RuntimeManager:
             # Readiness turns false first, so load balancers stop sending before intake stops.
             self._state = WorkerState.STOPPING.value
             logger.info("stopping: draining in-flight work for up to %gs%s", budget, " (forced)" if force else "")
-            summary = self.supervisor.stop(budget, force=force, force_event=self._force_requested)
-            summary.queued = sum(int(q.stats().get("depth", 0)) + int(q.stats().get("delayed", 0))
-                                 for q in self.registry.queues.values() if _safe_stats(q))
-            # The summary is in place before anyone can see the stopped state.
-            self.last_stop = summary
-            self._state = WorkerState.STOPPED.value
+            summary, lost = StopSummary(), {}
+            try:
+                summary = self.supervisor.stop(budget, force=force, force_event=self._force_requested)
+                lost = self._count_queued(summary)
+            finally:
+                # Whatever could not be read, the stop completes: the summary is in place before
+                # anyone can see the stopped state, and a later start is possible.
+                self.last_stop = summary
+                self._state = WorkerState.STOPPED.value
             logger.info("stopped: %s", summary)
+            for name, left in lost.items():
+                logger.warning("%d task(s) left in memory queue %r are lost when this process exits "
+                               "(a redis backend keeps them: [platform.queues.%s] backend = \"redis\")",
+                               left, name, name)
             return summary
+
+    def _count_queued(self, summary: StopSummary) -> dict[str, int]:
+        """Add what each queue still holds to `summary`; return the memory queues' counts, lost at exit."""
+        lost = {}
+        for name, queue in self.registry.queues.items():
+            stats = queue_stats(queue)
+            if "error" in stats:
+                summary.unreadable.append(f"queue {name!r} ({stats['error']})")
+                continue
+            left = int(stats.get("depth") or 0) + int(stats.get("delayed") or 0)
+            summary.queued += left
+            if left and stats.get("backend") == "memory":
+                lost[name] = left
+        return lost
 
     def run(self) -> int:
         """Start, block until a stop is requested (signal or control plane), stop; return the exit code."""
@@ -253,7 +278,7 @@ class RuntimeManager:
     def status(self) -> dict[str, Any]:
         """State, workers, queues and plugins as JSON-ready data."""
         workers = self.supervisor.statuses() if self.supervisor else []
-        queues = {name: _safe_stats(queue) for name, queue in (self.registry.queues.items() if self.registry else [])}
+        queues = {name: queue_stats(queue) for name, queue in (self.registry.queues.items() if self.registry else [])}
         return {
             "state": self.state,
             "started_at": self.started_at,
@@ -357,7 +382,8 @@ def _close_queues(registry: Registry) -> None:
             logger.exception("closing a queue failed")
 
 
-def _safe_stats(queue: Any) -> dict[str, Any]:
+def queue_stats(queue: Any) -> dict[str, Any]:
+    """The queue's stats, or `{"error": ...}` saying why they cannot be read."""
     try:
         return queue.stats()
     except Exception as exc:  # noqa: BLE001 - a queue that cannot report says why instead

@@ -14,7 +14,8 @@ app = typer.Typer(
     name="plba",
     help="PLBA: run and inspect business applications written as plugins.",
     no_args_is_help=True,
-    add_completion=False,
+    # `-h` for `--help` on every command: sub-commands inherit the context settings.
+    context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
 )
 
