@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
 from conftest import PASSWORD, wait_until
 from mailkit import order_mail
 
+from mail_order_bot.config import BotConfig
 from mail_order_bot.imap import ImapMailbox
-from mail_order_bot.mailboxes import ImapSettings, MailboxAuthError
+from mail_order_bot.mailboxes import MailboxAuthError
 from mail_order_bot.store import OrderStore
 
 
@@ -113,7 +115,9 @@ def test_a_wrong_password_is_reported_clearly_without_the_password(run_bot, fold
 
 def test_a_refused_login_raises_an_auth_error(dovecot):
     # Given IMAP settings with a wrong password
-    client = ImapMailbox(ImapSettings("127.0.0.1", dovecot.port, ssl=False, user="orders", password="wrong"))
+    imap = replace(BotConfig.from_settings().imap, host="127.0.0.1", port=dovecot.port, ssl=False, user="orders",
+                   password="wrong")
+    client = ImapMailbox(imap)
     # When connecting, Then the error is an auth error naming the user, not the password
     with pytest.raises(MailboxAuthError) as error:
         client.connect()

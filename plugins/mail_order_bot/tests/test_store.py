@@ -7,7 +7,7 @@ import threading
 from decimal import Decimal
 
 from mail_order_bot.orders import Order, OrderLine
-from mail_order_bot.store import OrderStore
+from mail_order_bot.store import SCHEMA_VERSION, OrderStore
 
 
 def make_order(message_id: str = "<m1@x>") -> Order:
@@ -36,7 +36,7 @@ def test_saving_the_same_message_twice_makes_one_order(tmp_path):
     assert again is False
     assert len(store.orders()) == 1
     assert len(store.orders()[0].lines) == 2
-    assert store.outcome("<m1@x>") == "stored"
+    assert store.outcome("<m1@x>").kind == "stored"
 
 
 def test_concurrent_saves_of_one_message_make_one_order(tmp_path):
@@ -62,7 +62,7 @@ def test_rejections_are_recorded_once(tmp_path):
     assert not store.record_rejection("<bad@x>", "no attachment")
     # Then one reason is on file
     assert store.rejections() == {"<bad@x>": "no attachment"}
-    assert store.outcome("<bad@x>") == "rejected"
+    assert store.outcome("<bad@x>").kind == "rejected"
     assert store.outcome("<other@x>") is None
 
 
@@ -75,9 +75,11 @@ def test_the_database_uses_wal_and_the_documented_tables(tmp_path):
     columns = {table: [row[1] for row in conn.execute(f"PRAGMA table_info({table})")] for table in tables}
     # Then it is in WAL mode with the documented columns
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert columns["orders"] == ["id", "message_id", "customer", "total", "created_at"]
+    assert columns["orders"] == ["id", "message_id", "customer", "total", "created_at", "digest"]
     assert columns["order_lines"] == ["order_id", "sku", "quantity", "unit_price"]
-    assert columns["rejections"] == ["message_id", "reason", "created_at"]
+    assert columns["rejections"] == ["message_id", "reason", "created_at", "digest"]
+    assert columns["parked"] == ["mailbox", "mail_key", "reason", "parked_at"]
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
 def test_a_writable_database_passes_the_check_and_a_locked_one_fails(tmp_path):
