@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import email
 from decimal import Decimal
+from email import encoders
+from email.message import EmailMessage
+from email.mime.application import MIMEApplication
 
 import pytest
 from mailkit import csv_bytes, order_mail
@@ -128,3 +132,30 @@ def test_a_missing_catalogue_file_is_reported(tmp_path):
     # Given a path that does not exist, When it is loaded, Then the error names it
     with pytest.raises(CatalogueError, match="nope.csv"):
         load_catalogue(tmp_path / "nope.csv")
+
+
+def test_order_files_are_found_in_nested_parts_in_any_transfer_encoding(catalogue):
+    # Given a forwarded mail (message/rfc822) carrying a base64 CSV, beside a quoted-printable and an 8bit one
+    inner = order_mail([("WID-001", 1)], message_id="<inner@x>")
+    outer = EmailMessage()
+    outer["From"], outer["Message-ID"], outer["Subject"] = "bob@globex.example", "<outer@x>", "Fwd: order"
+    outer.set_content("see the forwarded order\n")
+    outer.add_attachment(email.message_from_bytes(inner))
+    qp = MIMEApplication(b"sku,quantity\r\nGAD-100,2\r\n", "csv", _encoder=encoders.encode_quopri)
+    qp.add_header("Content-Disposition", "attachment", filename="qp.csv")
+    outer.attach(qp)
+    raw = bytes(outer)
+    eight = (b"Content-Type: text/csv\r\nContent-Transfer-Encoding: 8bit\r\n"
+             b'Content-Disposition: attachment; filename="8bit.csv"\r\n\r\nsku,quantity\r\nLAMP-01,3\r\n')
+    boundary = outer.get_boundary().encode()
+    raw = raw.replace(b"--" + boundary + b"--", b"--" + boundary + b"\r\n" + eight + b"\r\n--" + boundary + b"--")
+    # When it is read in small pieces, Then all three attachments make the order
+    order = build_order(read(raw), catalogue)
+    assert {(line.sku, line.quantity) for line in order.lines} == {("WID-001", 1), ("GAD-100", 2), ("LAMP-01", 3)}
+
+
+def test_an_attachment_beyond_the_limit_is_measured_not_kept(catalogue):
+    raw = order_mail(attachment=b"sku,quantity\r\n" + b"WID-001,1\r\n" * 1000)
+    mail = read(raw, Limits(max_attachment_bytes=5_000))
+    assert mail.files[0].content == b""
+    assert mail.files[0].problem == "order.csv is 11,014 bytes, above the limit of 5,000 (max_attachment_bytes)"
