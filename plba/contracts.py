@@ -7,7 +7,16 @@ import enum
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
+
+
+class Settings(Protocol):
+    """The merged configuration as plugins see it: a Dynaconf object or one with the same reading interface."""
+
+    validators: Any  # dynaconf's ValidatorList: `settings.validators.register(Validator(...), ...)`
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The value at a dotted key (`"section.key"`), or `default`."""
 
 
 class WorkerState(enum.StrEnum):
@@ -180,3 +189,6 @@ class Worker(abc.ABC):
     def join(self, timeout: float | None = None) -> bool:
         """Wait up to `timeout` for the worker's threads to end; True when they all have."""
         return True
+
+    def close(self) -> None:
+        """Free connections once the worker has stopped for good (the runtime closes); nothing by default."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -45,10 +47,17 @@ class PluginInfo:
             "error": self.error,
         }
 
+    @property
+    def label(self) -> str:
+        """The plugin as people should read it: name, and its distribution and version when installed."""
+        return f"{self.name!r} ({self.distribution} {self.version})" if self.distribution else repr(self.name)
+
     def fail(self, error: BaseException | str) -> None:
         """Mark the plugin broken with a one-line reason."""
         self.status = FAILED
-        self.error = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+        text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+        # The reason is printed on one line wherever it shows (errors, tables, JSON).
+        self.error = " ".join(text.split())
 
 
 def selection_from_env(environ: dict[str, str] | None = None) -> set[str] | None:
@@ -83,6 +92,11 @@ class PluginSet:
         info = info or PluginInfo(name=plugin_name(plugin))
         info.plugin = plugin
         hook_plugin = as_hook_plugin(plugin)
+        problems = self._hook_problems(hook_plugin)
+        if problems:
+            info.fail("; ".join(problems))
+            self.infos.append(info)
+            return info
         try:
             self.manager.register(hook_plugin, name=info.name)
             # A misspelled hook name must fail loudly, but only for the plugin that has it.
@@ -95,6 +109,38 @@ class PluginSet:
             info.hooks = sorted(caller.name for caller in self.manager.get_hookcallers(hook_plugin) or [])
         self.infos.append(info)
         return info
+
+    def _hook_problems(self, plugin: Any) -> list[str]:
+        """What is wrong with `plugin`'s hook implementations, one phrase each (pluggy's own checks, in plain words).
+
+        Hook wrappers (`wrapper=True`, `hookwrapper=True`) are refused: the runtime calls each
+        plugin's implementation on its own, to blame and roll back exactly the plugin that failed,
+        so a wrapper around the whole hook call would never run.
+        """
+        known = sorted(name for name, caller in vars(self.manager.hook).items() if getattr(caller, "spec", None))
+        problems = []
+        for attribute in dir(plugin):
+            opts = self.manager.parse_hookimpl_opts(plugin, attribute)
+            if opts is None:
+                continue
+            name = opts.get("specname") or attribute
+            spec = getattr(getattr(self.manager.hook, name, None), "spec", None)
+            if spec is None:
+                near = difflib.get_close_matches(name, known, n=1)
+                hint = f"did you mean {near[0]!r}?" if near else f"the hooks are {', '.join(known)}"
+                problems.append(f"unknown hook {name!r} ({hint})")
+                continue
+            if opts.get("wrapper") or opts.get("hookwrapper"):
+                kind = "wrapper" if opts.get("wrapper") else "hookwrapper"
+                problems.append(f"hook {name} is declared {kind}=True, which PLBA does not support "
+                                f"(it calls each plugin's {name} on its own): use a plain @hookimpl")
+                continue
+            required = _required_arguments(getattr(plugin, attribute))
+            extra = [arg for arg in required if arg not in spec.argnames]
+            if extra:
+                problems.append(f"hook {name}({', '.join(required)}) asks for {', '.join(map(repr, extra))}, "
+                                f"which {name} does not pass (it passes {', '.join(spec.argnames)})")
+        return problems
 
     def discover(self, selection: set[str] | None = None) -> list[PluginInfo]:
         """Load every `plba.modules` entry point, each on its own, honouring `selection`."""
@@ -109,9 +155,9 @@ class PluginSet:
             except BaseException as exc:  # noqa: BLE001 - an import-time crash (even SystemExit) is the plugin's fault
                 if isinstance(exc, KeyboardInterrupt):
                     raise
+                # Reported by the caller (`plba run` refuses to start, `plugins list` shows it), once.
                 info.fail(exc)
-                logger.error("plugin %s (%s %s) failed to load: %s",
-                             info.name, info.distribution, info.version, info.error)
+                logger.debug("plugin %s failed to load: %s", info.label, info.error)
                 self.infos.append(info)
                 continue
             self.add(plugin, info)
@@ -127,7 +173,9 @@ class PluginSet:
         return [info for info in self.infos if info.status == FAILED]
 
     def callers(self, hook_name: str) -> Iterator[tuple[PluginInfo, Callable[..., Any]]]:
-        """Each working plugin's implementation of `hook_name`, in registration order, to call on its own.
+        """Each working plugin's implementation of `hook_name`, to call on its own, in pluggy's call order.
+
+        That order: `tryfirst` first, `trylast` last, otherwise the plugin registered last first.
 
         Calling them one by one (with keyword arguments) lets the runtime blame and roll back
         exactly the plugin that failed, where a plain hook call would stop at the first error.
@@ -137,6 +185,16 @@ class PluginSet:
             info = by_name.get(impl.plugin_name) or PluginInfo(name=impl.plugin_name)
             if info.status == LOADED:
                 yield info, _keyword_caller(impl)
+
+
+def _required_arguments(function: Any) -> list[str]:
+    """The arguments a hook implementation cannot do without (those pluggy passes), in order."""
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return [p.name for p in parameters if p.kind in positional and p.default is inspect.Parameter.empty]
 
 
 def _keyword_caller(impl: Any) -> Callable[..., Any]:

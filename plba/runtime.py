@@ -8,10 +8,11 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from plba.backoff import Backoff
+from plba.cluster import ClusterStore, build_cluster_store
 from plba.config import ConfigurationManager
 from plba.contracts import HealthStatus, Worker, WorkerState
 from plba.db import Database, database_location, open_database
@@ -20,6 +21,7 @@ from plba.health import Component, HealthRegistry, aggregate
 from plba.plugins import PluginSet
 from plba.queue.factory import build_queue
 from plba.registry import Registry, Services
+from plba.schedule import Scheduler, build_scheduler
 from plba.supervisor import RestartPolicy, StopSummary, WorkerSupervisor
 from plba.tracing.service import TraceService
 from plba.tracing.transports import build_transport
@@ -44,6 +46,8 @@ class RuntimeManager:
         self.registry: Registry | None = None
         self.health_registry = HealthRegistry()
         self.supervisor: WorkerSupervisor | None = None
+        self.cluster: ClusterStore | None = None
+        self.scheduler: Scheduler | None = None
         self.control = None
         self.failure: str | None = None
         self.last_stop: StopSummary | None = None
@@ -58,6 +62,8 @@ class RuntimeManager:
         self._database_lock = threading.Lock()
         self._actions: Actions | None = None
         self._actions_lock = threading.Lock()
+        # Called on each start once the control plane listens and before any worker starts (the banner).
+        self.announce: Callable[[RuntimeManager], None] | None = None
 
     # -- building --------------------------------------------------------------------------
 
@@ -112,13 +118,19 @@ class RuntimeManager:
                 except Exception as exc:  # noqa: BLE001 - reported with the plugin's name below
                     scope.discard()
                     info.fail(exc)
-                    failures.append(f"plugin {info.name!r} failed in {hook}: {info.error}")
+                    failures.append(f"plugin {info.label} failed in {hook}: {info.error}")
                 else:
                     scope.commit()
             if failures:
-                for queue in registry.queues.values():
-                    queue.close()
+                _close_queues(registry)
                 raise PluginError(failures)
+        try:
+            self.cluster = self.cluster or build_cluster_store(settings)
+            self.services["cluster"] = self.cluster
+            self.scheduler = build_scheduler(registry.schedules, settings, self.cluster, self.traces)
+        except Exception:
+            _close_queues(registry)
+            raise
         self.registry = registry
         self.health_registry = HealthRegistry(timeout=float(settings.get("platform.health_timeout", 5.0)))
         for name, check, critical in registry.health_checks:
@@ -126,6 +138,11 @@ class RuntimeManager:
         self.supervisor = WorkerSupervisor(_restart_policy(settings), on_give_up=self._on_give_up)
         for worker in registry.workers:
             self.supervisor.add(worker)
+        if self.scheduler is not None:
+            self.supervisor.add(self.scheduler)
+            for schedule in registry.schedules:
+                self.health_registry.add(f"schedule {schedule.name}", self.scheduler.health_check(schedule.name),
+                                         schedule.critical)
         self.config.subscribe(self._on_reload)
 
     def configure_plugins(self, settings: Any, mark_failed: bool = True) -> None:
@@ -141,7 +158,7 @@ class RuntimeManager:
             except Exception as exc:  # noqa: BLE001 - reported with the plugin's name
                 if mark_failed:
                     info.fail(exc)
-                failures.append(f"plugin {info.name!r} failed in configure: {type(exc).__name__}: {exc}")
+                failures.append(f"plugin {info.label} failed in configure: {type(exc).__name__}: {exc}")
         if failures:
             raise PluginError(failures)
 
@@ -175,6 +192,8 @@ class RuntimeManager:
             except BaseException:
                 self._state = previous_state
                 raise
+            if self.announce is not None:
+                self.announce(self)
             self.supervisor.start()
             self.started_at = time.time()
             self._state = "running"
@@ -208,14 +227,35 @@ class RuntimeManager:
             # Readiness turns false first, so load balancers stop sending before intake stops.
             self._state = WorkerState.STOPPING.value
             logger.info("stopping: draining in-flight work for up to %gs%s", budget, " (forced)" if force else "")
-            summary = self.supervisor.stop(budget, force=force, force_event=self._force_requested)
-            summary.queued = sum(int(q.stats().get("depth", 0)) + int(q.stats().get("delayed", 0))
-                                 for q in self.registry.queues.values() if _safe_stats(q))
-            # The summary is in place before anyone can see the stopped state.
-            self.last_stop = summary
-            self._state = WorkerState.STOPPED.value
+            summary, lost = StopSummary(), {}
+            try:
+                summary = self.supervisor.stop(budget, force=force, force_event=self._force_requested)
+                lost = self._count_queued(summary)
+            finally:
+                # Whatever could not be read, the stop completes: the summary is in place before
+                # anyone can see the stopped state, and a later start is possible.
+                self.last_stop = summary
+                self._state = WorkerState.STOPPED.value
             logger.info("stopped: %s", summary)
+            for name, left in lost.items():
+                logger.warning("%d task(s) left in memory queue %r are lost when this process exits "
+                               "(a redis backend keeps them: [platform.queues.%s] backend = \"redis\")",
+                               left, name, name)
             return summary
+
+    def _count_queued(self, summary: StopSummary) -> dict[str, int]:
+        """Add what each queue still holds to `summary`; return the memory queues' counts, lost at exit."""
+        lost = {}
+        for name, queue in self.registry.queues.items():
+            stats = queue_stats(queue)
+            if "error" in stats:
+                summary.unreadable.append(f"queue {name!r} ({stats['error']})")
+                continue
+            left = int(stats.get("depth") or 0) + int(stats.get("delayed") or 0)
+            summary.queued += left
+            if left and stats.get("backend") == "memory":
+                lost[name] = left
+        return lost
 
     def run(self) -> int:
         """Start, block until a stop is requested (signal or control plane), stop; return the exit code."""
@@ -246,16 +286,16 @@ class RuntimeManager:
         if self.control is not None:
             self.control.stop()
             self.control = None
+        if self.supervisor is not None:
+            self.supervisor.close()
         if self.registry is not None:
-            for queue in self.registry.queues.values():
-                try:
-                    queue.close()
-                except Exception:  # noqa: BLE001
-                    logger.exception("closing a queue failed")
+            _close_queues(self.registry)
         if self._actions is not None:
             self._actions.state.close()
         if self._database is not None:
             self._database.close()
+        if self.cluster is not None:
+            self.cluster.close()
         self.traces.close()
 
     def __enter__(self) -> RuntimeManager:
@@ -273,7 +313,7 @@ class RuntimeManager:
     def status(self) -> dict[str, Any]:
         """State, workers, queues and plugins as JSON-ready data."""
         workers = self.supervisor.statuses() if self.supervisor else []
-        queues = {name: _safe_stats(queue) for name, queue in (self.registry.queues.items() if self.registry else [])}
+        queues = {name: queue_stats(queue) for name, queue in (self.registry.queues.items() if self.registry else [])}
         return {
             "state": self.state,
             "started_at": self.started_at,
@@ -369,7 +409,16 @@ class RuntimeManager:
             signal.signal(sig, handler)
 
 
-def _safe_stats(queue: Any) -> dict[str, Any]:
+def _close_queues(registry: Registry) -> None:
+    for queue in registry.queues.values():
+        try:
+            queue.close()
+        except Exception:  # noqa: BLE001 - one queue's failure to close must not keep the others open
+            logger.exception("closing a queue failed")
+
+
+def queue_stats(queue: Any) -> dict[str, Any]:
+    """The queue's stats, or `{"error": ...}` saying why they cannot be read."""
     try:
         return queue.stats()
     except Exception as exc:  # noqa: BLE001 - a queue that cannot report says why instead

@@ -93,6 +93,8 @@ PLATFORM_SETTINGS: tuple[Setting, ...] = (
             {"gte": 0}),
     Setting("platform.supervisor.exit_on_critical_failure", True, "boolean",
             "stop with exit code 1 when a critical worker is given up"),
+    Setting("platform.cluster.url", "", "string",
+            "a `redis://` URL shared by a fleet: each schedule slot fires in one instance; empty: once per process"),
     Setting("platform.database", "var/plba.sqlite", "string",
             "the platform database (audit log, users, tokens): a SQLite file path, created on first use",
             {"len_min": 1}),
@@ -130,6 +132,16 @@ QUEUE_SETTINGS: tuple[Setting, ...] = (
             backends=("redis",)),
 )
 
+# The keys of each `[platform.schedules."<name>"]` table, overriding a registered schedule by name.
+SCHEDULE_PREFIX = "platform.schedules"
+SCHEDULE_TEMPLATE = f"{SCHEDULE_PREFIX}.<name>"
+SCHEDULE_SETTINGS: tuple[Setting, ...] = (
+    Setting("every", NO_DEFAULT, "number", "seconds between slots, replacing the registered timing"),
+    Setting("cron", NO_DEFAULT, "string", "a cron expression, replacing the registered timing"),
+    Setting("timezone", NO_DEFAULT, "string", "the timezone the cron expression is read in"),
+    Setting("enabled", True, "boolean", "`false` keeps the schedule from firing"),
+)
+
 SETTINGS_BY_NAME: Mapping[str, Setting] = MappingProxyType({s.name: s for s in PLATFORM_SETTINGS})
 QUEUE_SETTINGS_BY_NAME: Mapping[str, Setting] = MappingProxyType({s.name: s for s in QUEUE_SETTINGS})
 # The top-level tables the platform owns.
@@ -143,6 +155,7 @@ def defaults() -> dict[str, Any]:
         if setting.default is not NO_DEFAULT:
             set_dotted(tree, setting.name, setting.default)
     tree["platform"]["queues"] = {}
+    tree["platform"]["schedules"] = {}
     return tree
 
 
@@ -164,7 +177,8 @@ def queue_validators(name: str, backend: str) -> list[Validator]:
 
 def known_keys() -> list[str]:
     """Every declared platform key, with `<name>` standing for a queue's name."""
-    return [s.name for s in PLATFORM_SETTINGS] + [f"{QUEUE_TEMPLATE}.{s.name}" for s in QUEUE_SETTINGS]
+    return ([s.name for s in PLATFORM_SETTINGS] + [f"{QUEUE_TEMPLATE}.{s.name}" for s in QUEUE_SETTINGS]
+            + [f"{SCHEDULE_TEMPLATE}.{s.name}" for s in SCHEDULE_SETTINGS])
 
 
 def set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
@@ -178,7 +192,8 @@ def set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
 def markdown_table() -> str:
     """The README's settings table: one row per key with its type, default and meaning."""
     rows = ["| key | type | default | meaning |", "| --- | --- | --- | --- |"]
-    named = [(s.name, s) for s in PLATFORM_SETTINGS] + [(f"{QUEUE_TEMPLATE}.{s.name}", s) for s in QUEUE_SETTINGS]
+    named = ([(s.name, s) for s in PLATFORM_SETTINGS] + [(f"{QUEUE_TEMPLATE}.{s.name}", s) for s in QUEUE_SETTINGS]
+             + [(f"{SCHEDULE_TEMPLATE}.{s.name}", s) for s in SCHEDULE_SETTINGS])
     for name, setting in named:
         shown = "unset" if setting.default is NO_DEFAULT else f"`{_toml(setting.default)}`"
         meaning = setting.help + (f" ({', '.join(setting.backends)} only)" if setting.backends else "")

@@ -37,48 +37,79 @@ class _Supervised:
     gave_up: bool = False
     total_restarts: int = 0
     start_error: str | None = None
+    # The broken reading last logged, so a worker that keeps breaking its contract is logged once.
+    broken_reading: str | None = None
+    # The worker's processed and failed counts when the supervisor started, to count a run's tasks.
+    counts_at_start: tuple[int, int] = (0, 0)
 
     def status(self) -> WorkerStatus:
-        """The worker's status; `failed` while its last start raised."""
+        """The worker's status; `failed` while its last start raised, or when it cannot be read."""
+        return self.read_status()[0]
+
+    def read_status(self) -> tuple[WorkerStatus, str | None]:
+        """The status and, when `status()` broke its contract, why."""
         if self.start_error:
-            return WorkerStatus(WorkerState.FAILED, last_error=self.start_error)
-        return worker_status(self.worker)
+            return WorkerStatus(WorkerState.FAILED, last_error=self.start_error), None
+        return read_status(self.worker)
 
 
 @dataclass
 class StopSummary:
-    """What a stop did: tasks finished while draining, forced (given back to their queue), left queued.
+    """What a run and its stop did: tasks processed and failed during the run, then the stop itself.
 
-    `queued` counts everything waiting in the runtime's queues afterwards, forced tasks included.
+    The stop's counts: tasks finished while draining, forced (given back to their queue) and left
+    queued. `queued` counts everything waiting in the runtime's queues afterwards, forced tasks included;
+    `unreadable` names each count that could not be read (a queue whose server is down, a worker
+    whose `status()` is broken), so a number is never silently short.
     """
 
     finished: int = 0
     queued: int = 0
     forced: int = 0
     workers_forced: list[str] = field(default_factory=list)
+    processed: int = 0
+    failed: int = 0
+    unreadable: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         forced = f" (workers: {', '.join(self.workers_forced)})" if self.workers_forced else ""
-        return (f"{self.finished} task(s) finished, {self.forced} forced back to the queue{forced}, "
+        text = (f"{self.processed} task(s) processed and {self.failed} failed during the run; "
+                f"{self.finished} finished while draining, {self.forced} forced back to the queue{forced}, "
                 f"{self.queued} left queued")
+        if self.unreadable:
+            text += f"; could not read {'; '.join(self.unreadable)}"
+        return text
 
 
-def _read(worker: Worker, method: str, fallback: Any) -> Any:
-    # A worker whose own reporting raises must not take the supervisor (or the others) down.
-    try:
-        return getattr(worker, method)()
-    except Exception as exc:  # noqa: BLE001
-        return fallback(f"{method}() raised {type(exc).__name__}: {exc}")
+def read_status(worker: Worker) -> tuple[WorkerStatus, str | None]:
+    """The worker's status and None; or, when `status()` raised or returned something else, `failed` and why."""
+    return _read(worker, "status", WorkerStatus,
+                 lambda error: WorkerStatus(WorkerState.FAILED, last_error=error))
+
+
+def read_health(worker: Worker) -> tuple[WorkerHealth, str | None]:
+    """The worker's health and None; or, when `health()` raised or returned something else, unhealthy and why."""
+    return _read(worker, "health", WorkerHealth, lambda error: WorkerHealth(HealthStatus.UNHEALTHY, error))
 
 
 def worker_status(worker: Worker) -> WorkerStatus:
-    """The worker's status, or `failed` with the error when reading it raised."""
-    return _read(worker, "status", lambda error: WorkerStatus(WorkerState.FAILED, last_error=error))
+    """The worker's status, or `failed` naming the broken contract when it cannot be read."""
+    return read_status(worker)[0]
 
 
-def worker_health(worker: Worker) -> WorkerHealth:
-    """The worker's health, or unhealthy with the error when reading it raised."""
-    return _read(worker, "health", lambda error: WorkerHealth(HealthStatus.UNHEALTHY, error))
+def _read(worker: Worker, method: str, expected: type, fallback: Callable[[str], Any]) -> tuple[Any, str | None]:
+    # A worker whose own reporting is broken must not take the supervisor (or the others) down:
+    # the reading is replaced by one that names the worker and what it did instead.
+    try:
+        value = getattr(worker, method)()
+    except Exception as exc:  # noqa: BLE001
+        error = f"worker {worker.name!r}.{method}() raised {type(exc).__name__}: {exc}"
+    else:
+        if isinstance(value, expected):
+            return value, None
+        what = "None" if value is None else type(value).__name__
+        error = f"worker {worker.name!r}.{method}() returned {what}, expected {expected.__name__}"
+    return fallback(error), error
 
 
 class WorkerSupervisor:
@@ -95,6 +126,7 @@ class WorkerSupervisor:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._monitor: threading.Thread | None = None
+        self._closed = False
 
     @property
     def workers(self) -> list[Worker]:
@@ -110,10 +142,14 @@ class WorkerSupervisor:
     def start(self) -> None:
         """Start every worker and the monitor; a worker that fails to start is restarted like a crash."""
         self._stop.clear()
+        self._closed = False
         for entry in self._workers:
             entry.restarts.clear()
             entry.gave_up = False
             entry.restart_at = None
+            entry.broken_reading = None
+            status, _ = entry.read_status()
+            entry.counts_at_start = (status.processed, status.failed)
             self._start_worker(entry)
         self._monitor = threading.Thread(target=self._watch, name="plba-supervisor", daemon=True)
         self._monitor.start()
@@ -127,7 +163,7 @@ class WorkerSupervisor:
         if self._monitor is not None:
             self._monitor.join()
         summary = StopSummary()
-        in_flight_before = sum(worker_status(w).in_flight for w in self.workers)
+        in_flight_before = sum(self._read_for_summary(entry, summary).in_flight for entry in self._workers)
         # Ask every worker first, then wait: they drain in parallel within one shared budget.
         # Even a forced stop starts gracefully, so what is forced is counted before it is given back.
         for worker in self.workers:
@@ -139,7 +175,28 @@ class WorkerSupervisor:
                 summary.forced += worker_status(worker).in_flight
                 _call_quietly(worker, "stop", force=True)
         summary.finished = max(0, in_flight_before - summary.forced)
+        for entry in self._workers:
+            status, broken = read_status(entry.worker)
+            if broken is None:
+                summary.processed += max(0, status.processed - entry.counts_at_start[0])
+                summary.failed += max(0, status.failed - entry.counts_at_start[1])
         return summary
+
+    def close(self) -> None:
+        """Call every worker's `close()` once after the final stop, so it frees its connections."""
+        if self._closed:
+            return
+        self._closed = True
+        for worker in self.workers:
+            _call_quietly(worker, "close")
+
+    @staticmethod
+    def _read_for_summary(entry: _Supervised, summary: StopSummary) -> WorkerStatus:
+        """The worker's status before the drain; a broken one is named in the summary's unreadable counts."""
+        status, broken = read_status(entry.worker)
+        if broken is not None:
+            summary.unreadable.append(f"the counts of worker {entry.worker.name!r} ({broken})")
+        return status
 
     def statuses(self) -> list[dict[str, Any]]:
         """Each worker's status with its name, criticality and restart count."""
@@ -157,7 +214,12 @@ class WorkerSupervisor:
             if entry.gave_up:
                 health = WorkerHealth(HealthStatus.UNHEALTHY, "kept crashing; restart budget exhausted")
             else:
-                health = worker_health(entry.worker)
+                health, broken = read_health(entry.worker)
+                if broken is None:
+                    # A status that cannot be read is a broken worker too, whatever its health says.
+                    _, broken = entry.read_status()
+                    if broken is not None:
+                        health = WorkerHealth(HealthStatus.UNHEALTHY, broken)
             readings.append((entry.worker.name, health, entry.worker.critical))
         return readings
 
@@ -184,7 +246,17 @@ class WorkerSupervisor:
                 entry.restart_at = None
                 self._start_worker(entry)
             return
-        status = entry.status()
+        status, broken = entry.read_status()
+        if broken is not None:
+            # The worker's real state is unknown, and restarting cannot mend its reporting (it would
+            # only abandon work it may be doing fine): it is reported failed and unhealthy instead.
+            if broken != entry.broken_reading:
+                logger.error("%s: reported as failed and unhealthy until it answers again", broken)
+            entry.broken_reading = broken
+            return
+        if entry.broken_reading is not None:
+            logger.info("worker %s answers status() again", entry.worker.name)
+            entry.broken_reading = None
         if status.state != WorkerState.FAILED:
             return
         while entry.restarts and now - entry.restarts[0] > self.policy.window:

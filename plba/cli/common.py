@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 import enum
 import sys
+import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 
@@ -14,6 +15,9 @@ from plba.errors import PlbaError, ProblemsError, UsageError
 
 if TYPE_CHECKING:
     from plba.plugins import PluginSet
+
+# When the command line was loaded: `plba run` reports its start-up time from here.
+LAUNCHED = time.monotonic()
 
 
 class ExitCode(enum.IntEnum):
@@ -73,3 +77,50 @@ def select_plugins(names: list[str] | None) -> PluginSet:
         subject = f"plugin {missing} is" if len(unknown) == 1 else f"plugins {missing} are"
         raise UsageError(f"{subject} not installed (installed: {installed})")
     return plugins
+
+
+# Identifiers (plugin, worker, queue names) are never cut: up to this width they keep one line, beyond it they fold.
+KEY_WIDTH = 28
+# Short values (states, counts, versions) keep one line; beyond this width they are cut with an ellipsis.
+SHORT_WIDTH = 12
+# Free text takes the room left, wrapped at spaces; a word that does not fit is cut with an ellipsis.
+TEXT_MIN_WIDTH = 8
+
+
+def new_table(title: str) -> Any:
+    """A table for an 80-column terminal: no borders or edge padding, two spaces between columns."""
+    from rich import box
+    from rich.table import Table
+
+    return Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True,
+                 title_justify="left", title_style="bold")
+
+
+def _width(header: str, values: list[str], limit: int) -> int:
+    return min(max([len(header), *(len(value) for value in values)]), limit)
+
+
+def key_column(table: Any, header: str, values: list[str]) -> None:
+    """Add a column for identifiers, as wide as the longest (up to KEY_WIDTH, folded beyond): never cut."""
+    table.add_column(header, width=_width(header, values, KEY_WIDTH), overflow="fold")
+
+
+def short_column(table: Any, header: str, values: list[str], justify: str = "left") -> None:
+    """Add a column for short values, as wide as the longest (up to SHORT_WIDTH): one line, cut with an ellipsis."""
+    table.add_column(header, width=_width(header, values, SHORT_WIDTH), no_wrap=True, overflow="ellipsis",
+                     justify=justify)
+
+
+def text_column(table: Any, header: str) -> None:
+    """Add a column for free text, taking the room the others leave: wrapped at spaces, cut with an ellipsis."""
+    table.add_column(header, min_width=TEXT_MIN_WIDTH, ratio=1, overflow="ellipsis")
+
+
+def print_problems(console: Any, problems: list[tuple[str, str]]) -> None:
+    """Print each (name, problem) under a table, in full, wrapped with a hanging indent: errors are never cut."""
+    from rich.padding import Padding
+    from rich.text import Text
+
+    for name, problem in problems:
+        line = Text.assemble(("✗ ", "red"), (name, "bold"), f": {problem}")
+        console.print(Padding(line, (0, 0, 0, 2)))

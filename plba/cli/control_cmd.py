@@ -28,7 +28,7 @@ def status(
 ) -> None:
     """Show a running instance's state, workers, queues and health."""
     with reported_errors():
-        client, _ = _client(config, url)
+        client, _ = client_for(config, url)
         _, state = client.get("/status")
         _, health = client.get("/health", ok=(200, 503))
     if as_json:
@@ -47,7 +47,7 @@ def stop(
 ) -> None:
     """Ask a running instance to stop gracefully (or at once with --force)."""
     with reported_errors():
-        client, settings = _client(config, url)
+        client, settings = client_for(config, url)
         client.post("/actions/stop", {"force": force, "timeout": timeout})
         typer.echo(f"stop requested at {client.url}{' (forced)' if force else ''}")
         if not wait:
@@ -58,7 +58,7 @@ def stop(
         typer.echo("stopped")
 
 
-def _client(config: Any, url: str | None) -> tuple[ControlClient, Any]:
+def client_for(config: Any, url: str | None) -> tuple[ControlClient, Any]:
     """A client for the instance the settings describe (or `url`), with the settings read."""
     from plba.config import ConfigurationManager
     from plba.control.auth import configured_token
@@ -95,24 +95,60 @@ def _wait_gone(client: ControlClient, limit: float) -> bool:
 
 def _print_status(url: str, state: dict[str, Any], health: dict[str, Any]) -> None:
     from rich.console import Console
-    from rich.table import Table
+    from rich.markup import escape
+
+    from plba.cli.common import key_column, new_table, print_problems, short_column, text_column
 
     console = Console()
     colour = {"ok": "green", "degraded": "yellow", "unhealthy": "red"}.get(health.get("status"), "white")
-    console.print(f"[bold]{url}[/]  state [bold]{state.get('state')}[/]  health [{colour}]{health.get('status')}[/]"
-                  + (f"  [red]failure: {state['failure']}[/]" if state.get("failure") else ""))
-    workers = Table("worker", "state", "in flight", "processed", "failed", "restarts", "last error", title="Workers")
-    for worker in state.get("workers", []):
-        workers.add_row(str(worker.get("name")), str(worker.get("state")), str(worker.get("in_flight")),
-                        str(worker.get("processed")), str(worker.get("failed")), str(worker.get("restarts")),
-                        str(worker.get("last_error") or ""))
-    queues = Table("queue", "backend", "depth", "in flight", "delayed", "dead", title="Queues")
-    for name, stats in state.get("queues", {}).items():
-        queues.add_row(name, *(str(stats.get(key, stats.get("error", ""))) for key in
-                               ("backend", "depth", "in_flight", "delayed", "dead")))
-    components = Table("component", "status", "critical", "detail", title="Health")
-    for name, reading in health.get("components", {}).items():
-        components.add_row(name, str(reading.get("status")), str(reading.get("critical")), str(reading.get("detail")))
-    for table in (workers, queues, components):
-        if table.row_count:
-            console.print(table)
+    console.print(f"[bold]{escape(url)}[/]  state [bold]{state.get('state')}[/]  "
+                  f"health [{colour}]{health.get('status')}[/]")
+    if state.get("failure"):
+        print_problems(console, [("failure", str(state["failure"]))])
+    # Long texts (a worker's last error, a queue's outage) go under their table, in full.
+    workers = state.get("workers", [])
+    if workers:
+        table = new_table("Workers")
+        counts = {"in flight": "in_flight", "processed": "processed", "failed": "failed", "restarts": "restarts"}
+        key_column(table, "worker", [str(w.get("name")) for w in workers])
+        short_column(table, "state", [str(w.get("state")) for w in workers])
+        for header, key in counts.items():
+            short_column(table, header, [str(w.get(key)) for w in workers], justify="right")
+        for worker in workers:
+            table.add_row(str(worker.get("name")), str(worker.get("state")),
+                          *(str(worker.get(key)) for key in counts.values()))
+        console.print(table)
+        print_problems(console, [(str(w.get("name")), str(w["last_error"])) for w in workers if w.get("last_error")])
+    queues = state.get("queues", {})
+    if queues:
+        table = new_table("Queues")
+        counts = {"depth": "depth", "in flight": "in_flight", "delayed": "delayed", "dead": "dead"}
+        backends = {name: "unavailable" if "error" in stats else str(stats.get("backend", "-"))
+                    for name, stats in queues.items()}
+        key_column(table, "queue", list(queues))
+        short_column(table, "backend", list(backends.values()))
+        for header, key in counts.items():
+            short_column(table, header, [str(stats.get(key, "-")) for stats in queues.values()], justify="right")
+        for name, stats in queues.items():
+            table.add_row(name, backends[name], *(str(stats.get(key, "-")) for key in counts.values()))
+        console.print(table)
+        print_problems(console, [(name, str(stats["error"])) for name, stats in queues.items() if "error" in stats])
+    components = health.get("components", {})
+    if components:
+        table = new_table("Health")
+        key_column(table, "component", list(components))
+        short_column(table, "status", [str(reading.get("status")) for reading in components.values()])
+        short_column(table, "critical", ["yes"])
+        text_column(table, "detail")
+        problems = []
+        for name, reading in components.items():
+            status, detail = str(reading.get("status")), str(reading.get("detail") or "")
+            style = {"ok": "green", "degraded": "yellow", "unhealthy": "red"}.get(status, "")
+            if status != "ok" and detail:
+                # What is wrong is read in full under the table.
+                problems.append((name, detail))
+                detail = ""
+            table.add_row(name, f"[{style}]{status}[/]" if style else status,
+                          "yes" if reading.get("critical") else "no", escape(detail))
+        console.print(table)
+        print_problems(console, problems)

@@ -21,24 +21,33 @@ def list_plugins(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
     plugin: PluginOption = None,
 ) -> None:
-    """One row per discovered plugin: name, distribution, version, hooks, status, error."""
+    """One row per discovered plugin: name, distribution, version, status, hooks; errors under the table."""
     with reported_errors():
         infos = select_plugins(plugin).infos
     if as_json:
         typer.echo(json.dumps([info.to_dict() for info in infos], indent=2))
         return
     from rich.console import Console
-    from rich.table import Table
 
-    table = Table(title="PLBA plugins")
-    for column in ("name", "distribution", "version", "hooks", "status", "error"):
-        table.add_column(column, overflow="fold")
+    from plba.cli.common import key_column, new_table, print_problems, short_column, text_column
+
+    console = Console()
+    if not infos:
+        console.print("No plugins found in the 'plba.modules' entry-point group.")
+        return
+    # Errors go under the table, in full: in a column they would be cut or read one word a line.
+    table = new_table("PLBA plugins")
+    key_column(table, "name", [info.name for info in infos])
+    key_column(table, "distribution", [info.distribution or "-" for info in infos])
+    short_column(table, "version", [info.version or "-" for info in infos])
+    short_column(table, "status", [info.status for info in infos])
+    text_column(table, "hooks")
     for info in infos:
         style = STATUS_STYLE.get(info.status, "")
-        table.add_row(info.name, info.distribution or "-", info.version or "-", ", ".join(info.hooks) or "-",
-                      f"[{style}]{info.status}[/]", info.error or "")
-    console = Console()
-    console.print(table if infos else "No plugins found in the 'plba.modules' entry-point group.")
+        table.add_row(info.name, info.distribution or "-", info.version or "-", f"[{style}]{info.status}[/]",
+                      ", ".join(info.hooks) or "-")
+    console.print(table)
+    print_problems(console, [(info.label, info.error) for info in infos if info.error])
 
 
 @app.command("new")

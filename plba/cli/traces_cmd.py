@@ -38,7 +38,8 @@ def show(
         fail(str(exc), ExitCode.USAGE)
     except OSError as exc:
         fail(f"{path}: cannot read: {exc.strerror or exc}", ExitCode.USAGE)
-    Console(soft_wrap=True).print(render_trace(build_tree(records)))
+    # Wrapped to the terminal, under each branch's guides: a long attribute or error is never cut.
+    Console().print(render_trace(build_tree(records)))
 
 
 @app.command("tail")
@@ -68,20 +69,28 @@ def tail(
 
 
 def _trace_file(path: Path | None, config: list[Path] | None) -> Path:
-    """The file given, else `platform.tracing.path`; a missing file is a usage error."""
+    """The file given, else `platform.tracing.path`; a missing file is a usage error that says how to get one."""
     if path is None:
         from plba.config import ConfigurationManager
 
         with reported_errors():
             settings = ConfigurationManager(config or []).settings
         path = Path(str(settings.get("platform.tracing.path", "var/traces.jsonl")))
+        transport = str(settings.get("platform.tracing.transport", "log")).lower()
+        if transport != "jsonl" and not path.is_file():
+            fail(f"platform.tracing.transport is {transport!r}, which writes no trace file: set "
+                 f'platform.tracing.transport = "jsonl" (or PLBA_PLATFORM__TRACING__TRANSPORT=jsonl) and run again, '
+                 f"or pass --path FILE", ExitCode.USAGE)
     if not path.is_file():
         fail(f"{path}: trace file not found (set --path or platform.tracing.path)", ExitCode.USAGE)
     return path
 
 
 def render_trace(roots: list[Any]) -> Any:
-    """A Rich tree of one trace: each span with its offset from the trace start, duration and messages."""
+    """A Rich tree of one trace: each span with its offset from the trace start, duration, messages and error.
+
+    A span's error is on its own line under the span, so it reads in full however narrow the terminal.
+    """
     from rich.markup import escape
     from rich.tree import Tree
 
@@ -92,7 +101,10 @@ def render_trace(roots: list[Any]) -> Any:
 
     def add(parent: Tree, node: Any) -> None:
         record = node.record
-        branch = parent.add(_span_label(record, origin))
+        label = _span_label(record, origin)
+        if record.get("error"):
+            label += f"\n[red]✗ {escape(str(record['error']))}[/]"
+        branch = parent.add(label)
         for message in record.get("messages") or ():
             offset = (float(message.get("ts", origin)) - origin) * 1000
             branch.add(f"[cyan]• {escape(str(message.get('message', '')))}[/] [dim]+{offset:.1f} ms"
@@ -106,14 +118,15 @@ def render_trace(roots: list[Any]) -> Any:
 
 
 def span_line(record: dict[str, Any]) -> str:
-    """One span as one line of Rich markup, for `tail`."""
+    """One span as one line of Rich markup, for `tail` (which the terminal wraps: one span, one line)."""
     from rich.markup import escape
 
     end = float(record.get("end") or record.get("start") or 0.0)
     clock = time.strftime("%H:%M:%S", time.localtime(end)) + f".{int(end % 1 * 1000):03d}"
     messages = "; ".join(str(m.get("message", "")) for m in record.get("messages") or ())
+    error = f" [red]✗ {escape(str(record['error']))}[/]" if record.get("error") else ""
     return (f"[dim]{clock}[/] {escape(str(record['trace_id']))} {escape(str(record['span_id']))} "
-            f"{_span_label(record, None)}" + (f" [cyan]\\[{escape(messages)}][/]" if messages else ""))
+            f"{_span_label(record, None)}{error}" + (f" [cyan]\\[{escape(messages)}][/]" if messages else ""))
 
 
 def _span_label(record: dict[str, Any], origin: float | None) -> str:
@@ -122,10 +135,7 @@ def _span_label(record: dict[str, Any], origin: float | None) -> str:
     label = f"[bold]{escape(str(record['name']))}[/] {float(record.get('duration_ms') or 0.0):.1f} ms"
     if origin is not None:
         label += f" [dim]at +{(float(record.get('start') or origin) - origin) * 1000:.1f} ms[/]"
-    label += f"[dim]{escape(_attributes(record.get('attributes')))}[/]"
-    if record.get("error"):
-        label += f" [red]✗ {escape(str(record['error']))}[/]"
-    return label
+    return label + f"[dim]{escape(_attributes(record.get('attributes')))}[/]"
 
 
 def _attributes(attributes: dict[str, Any] | None) -> str:

@@ -222,6 +222,13 @@ def audit() -> Response:
     return reply({"events": [event.to_dict() for event in events]})
 
 
+@control.get("/schedules")
+def schedules() -> Response:
+    """Every schedule: timing, enabled, next and last run, last outcome and error, counters."""
+    scheduler = _runtime().scheduler
+    return reply({"schedules": scheduler.schedules() if scheduler else []})
+
+
 @control.get("/openapi.json")
 def openapi() -> Response:
     """The OpenAPI document of these endpoints."""
@@ -283,7 +290,7 @@ def _error_response(exc: Exception) -> Response:
         logger.exception("control plane: %s %s failed", request.method, request.path)
         return reply({"error": "internal error; the runtime's log has the details"}, 500)
     message = exc.description
-    if isinstance(exc, NotFound):
+    if isinstance(exc, NotFound) and request.routing_exception is not None:
         message = f"no such endpoint: {request.path}"
     elif isinstance(exc, MethodNotAllowed):
         message = f"{request.method} is not allowed on {request.path} (allowed: {', '.join(exc.valid_methods or [])})"

@@ -47,14 +47,21 @@ class NoOpTraceTransport(TraceTransport):
 
 
 class LogTraceTransport(TraceTransport):
-    """Writes each span as one log line on the `plba.traces` logger."""
+    """Writes each span as one DEBUG line on the `plba.traces` logger.
+
+    DEBUG, because at the default INFO level a line per span would double the output of every
+    task; the trace ids are on every log line anyway. `plba --debug run` (or `log.level = "DEBUG"`)
+    shows the spans, and the jsonl transport records them for `plba traces show`.
+    """
 
     def emit(self, record: dict[str, Any]) -> None:
         """Log the span's name, duration and messages, the line carrying the span's own ids."""
+        if not logger.isEnabledFor(logging.DEBUG):
+            return
         messages = "; ".join(m["message"] for m in record["messages"])
         # The span has ended, so the ids current here are its parent's (or none): make its own current.
         with use_span(SpanContext(record["trace_id"], record["span_id"], record["parent_id"])):
-            logger.info(
+            logger.debug(
                 "span %s %.1f ms%s%s",
                 record["name"],
                 record["duration_ms"],

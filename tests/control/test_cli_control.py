@@ -84,7 +84,7 @@ def test_plba_run_logs_its_port_and_plba_stop_with_the_token_ends_it_cleanly(pro
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [f"stop requested at {url}", "stopped"]
     assert run.wait() == 0
-    assert "stopped: 0 task(s) finished" in run.output()
+    assert "stopped: 0 task(s) processed" in run.output()
 
 
 def test_plba_stop_without_or_with_a_wrong_token_exits_2_and_says_what_to_set(processes, isolated) -> None:
@@ -187,7 +187,7 @@ def test_a_remote_stop_lets_in_flight_work_finish_before_the_embedded_run_exits(
     (isolated / "release").touch()
     assert output.wait() == 0
     assert "finished" in output.output()
-    assert "stopped: 1 task(s) finished" in output.output()
+    assert "1 finished while draining" in output.output()
 
 
 def test_the_cli_and_the_runtime_do_not_import_the_control_plane_until_needed() -> None:

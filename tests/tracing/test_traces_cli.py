@@ -46,8 +46,9 @@ def test_given_a_trace_in_the_file_when_shown_then_a_tree_lists_spans_durations_
     assert lines[0] == f"trace {trace_id}  2 spans"
     assert "job.discovered" in lines[1] and " ms" in lines[1] and "uid=7" in lines[1]
     assert "mail fetched" in result.stdout and "size=3" in result.stdout
-    store = next(line for line in lines if "store" in line)
-    assert "RuntimeError: database is locked" in store
+    # The failing span's error is on its own line under it
+    store = next(index for index, line in enumerate(lines) if "store" in line)
+    assert "✗ RuntimeError: database is locked" in lines[store + 1]
     assert "another.job" not in result.stdout
 
 
@@ -64,7 +65,9 @@ def test_given_settings_naming_the_file_when_shown_without_path_then_that_file_i
 
 
 def test_given_no_trace_file_when_shown_then_one_error_line_and_exit_2(project: Path, env: dict[str, str]) -> None:
-    """Given no file at the configured path, when shown, then one line names the file and the exit code is 2."""
+    """Given the jsonl transport but no file at its path, when shown, then one line names the file, exit code 2."""
+    (project / "settings.toml").write_text('[platform.tracing]\ntransport = "jsonl"\n')
+
     result = plba("traces", "show", "abc", cwd=project, env=env)
 
     assert result.returncode == 2
@@ -115,3 +118,15 @@ def test_given_no_trace_file_when_tailed_then_one_error_line_and_exit_2(project:
 
     assert result.returncode == 2
     assert result.stderr.startswith("error: missing.jsonl: trace file not found")
+
+
+def test_given_the_default_transport_when_shown_then_one_line_says_how_to_record_traces(
+        project: Path, env: dict[str, str]) -> None:
+    """Given no settings (the `log` transport writes no file), when shown, then one line says what to set, exit 2."""
+    result = plba("traces", "show", "abc", cwd=project, env=env)
+
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "error: platform.tracing.transport is 'log', which writes no trace file: set "
+        'platform.tracing.transport = "jsonl" (or PLBA_PLATFORM__TRACING__TRANSPORT=jsonl) and run again, '
+        "or pass --path FILE"]

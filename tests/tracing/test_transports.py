@@ -102,7 +102,7 @@ def test_given_the_log_transport_when_a_span_ends_then_one_line_names_it_with_it
         caplog) -> None:
     """Given the log transport, when a failing span with a message ends, then the plba.traces log says so."""
     traces = TraceService(LogTraceTransport())
-    with caplog.at_level(logging.INFO, logger="plba.traces"), pytest.raises(KeyError):
+    with caplog.at_level(logging.DEBUG, logger="plba.traces"), pytest.raises(KeyError):
         with traces.trace("job.discovered"):
             traces.message("queued")
             raise KeyError("sku")
@@ -114,12 +114,24 @@ def test_given_the_log_transport_when_a_span_ends_then_one_line_names_it_with_it
 def test_given_json_logs_and_the_log_transport_when_a_span_ends_then_its_line_carries_its_own_ids(
         json_log) -> None:
     """Given the log transport, when a child span ends, then its log line has the child's ids, not the parent's."""
+    logging.getLogger().setLevel(logging.DEBUG)
     traces = TraceService(LogTraceTransport())
     with traces.trace("job.discovered"), traces.span("parse") as child:
         pass
 
     line = next(line for line in json_log.lines() if line["message"].startswith("span parse"))
     assert (line["trace_id"], line["span_id"]) == (child.context.trace_id, child.context.span_id)
+
+
+def test_given_the_log_transport_at_the_default_info_level_when_a_span_ends_then_nothing_is_logged(
+        caplog) -> None:
+    """Given the log transport and INFO logging, when spans end, then they add no line (tasks log their own)."""
+    traces = TraceService(LogTraceTransport())
+    with caplog.at_level(logging.INFO):
+        with traces.trace("job.discovered"), traces.span("parse"):
+            pass
+
+    assert [r for r in caplog.records if r.name == "plba.traces"] == []
 
 
 def test_given_the_noop_transport_when_spans_end_then_nothing_is_recorded_but_context_still_flows() -> None:
