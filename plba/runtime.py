@@ -6,13 +6,17 @@ import atexit
 import logging
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from plba import __version__
 from plba.backoff import Backoff
 from plba.cluster import ClusterStore, build_cluster_store
+from plba.cluster.heartbeat import Heartbeat
 from plba.config import ConfigurationManager
 from plba.contracts import HealthStatus, Worker, WorkerState
 from plba.db import Database, database_location, open_database
@@ -48,6 +52,7 @@ class RuntimeManager:
         self.supervisor: WorkerSupervisor | None = None
         self.cluster: ClusterStore | None = None
         self.scheduler: Scheduler | None = None
+        self.heartbeat: Heartbeat | None = None
         self.control = None
         self.failure: str | None = None
         self.last_stop: StopSummary | None = None
@@ -197,12 +202,31 @@ class RuntimeManager:
             self.supervisor.start()
             self.started_at = time.time()
             self._state = "running"
+            self._start_heartbeat()
             if not self._atexit_registered:
                 atexit.register(self._stop_at_exit)
                 self._atexit_registered = True
             logger.info("runtime started: %d worker(s), %d plugin(s)", len(self.supervisor.workers),
                         sum(1 for info in self.plugins.infos if info.status == "loaded"))
         return self
+
+    def _start_heartbeat(self) -> None:
+        # From the first start until close, through stops and restarts, so the fleet sees every state.
+        if self.heartbeat is None:
+            interval = float(self.settings.get("platform.cluster.heartbeat_interval", 5.0))
+            self.heartbeat = Heartbeat(self.cluster, interval, self.instance_record, self._on_stop_request)
+            self.heartbeat.start()
+
+    def _on_stop_request(self, request: dict[str, Any]) -> None:
+        """A stop another instance asked for through the cluster store: the stop action, audited here too."""
+        from plba.actions import ActionError, RelayedCaller
+
+        logger.warning("stop requested through the cluster store by %s", request.get("by", "another instance"))
+        try:
+            self.actions.invoke("stop", RelayedCaller(str(request.get("by") or "fleet"), request.get("from")),
+                                params={"force": bool(request.get("force", False)), "timeout": request.get("timeout")})
+        except ActionError as exc:
+            logger.info("stop request not taken: %s", exc)
 
     def _start_control_plane(self) -> None:
         # Bound before any worker starts, so a taken port fails the start with nothing to undo.
@@ -283,6 +307,9 @@ class RuntimeManager:
     def close(self) -> None:
         """Stop if running, then close the control plane, queues and trace transport."""
         self.stop()
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
+            self.heartbeat = None
         if self.control is not None:
             self.control.stop()
             self.control = None
@@ -321,6 +348,25 @@ class RuntimeManager:
             "workers": workers,
             "queues": queues,
             "plugins": [info.to_dict() for info in self.plugins.infos],
+        }
+
+    def instance_record(self) -> dict[str, Any]:
+        """What this instance tells the fleet in its heartbeat (`GET /instances` lists these)."""
+        statuses = self.supervisor.statuses() if self.supervisor else []
+        workers = self.supervisor.workers if self.supervisor else []
+        total = sum(int(getattr(worker, "concurrency", None) or getattr(worker, "threads", 1)) for worker in workers)
+        busy = sum(int(status.get("in_flight") or 0) for status in statuses)
+        owner = self.cluster.owner if self.cluster else ""
+        return {
+            "id": owner,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "version": __version__,
+            "state": self.state,
+            "started_at": None if self.started_at is None else _iso(self.started_at),
+            "plugins": [info.name for info in self.plugins.infos if info.status == "loaded"],
+            "workers": {"busy": min(busy, total), "total": total},
+            "control_url": self.control.url if self.control is not None else None,
         }
 
     def components(self) -> list[Component]:
@@ -423,6 +469,10 @@ def queue_stats(queue: Any) -> dict[str, Any]:
         return queue.stats()
     except Exception as exc:  # noqa: BLE001 - a queue that cannot report says why instead
         return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat()
 
 
 def _restart_policy(settings: Any) -> RestartPolicy:

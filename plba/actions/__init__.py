@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 # Imported for what they declare: each module adds its actions to PLATFORM_ACTIONS.
-from plba.actions import lifecycle, loggers, queues, schedules  # noqa: F401
+from plba.actions import instances, lifecycle, loggers, queues, schedules  # noqa: F401
 from plba.actions.errors import ActionError, InvalidParams, NotNow, UnknownTarget, Unprocessable, Unsupported
 from plba.actions.params import Param
 from plba.actions.registry import (
@@ -26,11 +26,12 @@ from plba.actions.registry import (
     Caller,
     Invocation,
     LocalCaller,
+    RelayedCaller,
 )
 
 __all__ = ["FAILED", "OK", "PLATFORM_ACTIONS", "REFUSED", "REJECTED", "ROLES", "Action", "ActionError",
            "ActionRegistry", "Actions", "Caller", "InvalidParams", "Invocation", "LocalCaller", "NotNow", "Param",
-           "UnknownTarget", "Unprocessable", "Unsupported", "build_actions"]
+           "RelayedCaller", "UnknownTarget", "Unprocessable", "Unsupported", "build_actions"]
 
 
 def build_actions(runtime: Any) -> Actions:

@@ -155,6 +155,22 @@ class LocalCaller:
 
 
 @dataclass
+class RelayedCaller:
+    """An action sent by another instance of the fleet, whose caller was authorized there: its actor, every role."""
+
+    actor: str
+    remote_addr: str | None = None
+
+    def authorize(self, role: str) -> str:
+        """Allowed: the sending instance checked the role."""
+        return self.actor
+
+    def actor_hint(self) -> str:
+        """The original actor."""
+        return self.actor
+
+
+@dataclass
 class ActionState:
     """What actions keep between invocations in one runtime: the background stop, pending log-level reverts."""
 

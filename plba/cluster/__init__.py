@@ -1,4 +1,4 @@
-"""The cluster store: what the instances sharing `platform.cluster.url` agree on (slot claims, last firings)."""
+"""The cluster store: what a fleet sharing `platform.cluster.url` shares: slot claims, heartbeats, stop requests."""
 
 from __future__ import annotations
 
@@ -36,6 +36,26 @@ class ClusterStore(abc.ABC):
     @abc.abstractmethod
     def last_fired(self, schedule: str) -> datetime | None:
         """The latest slot of `schedule` claimed anywhere in the fleet (aware, UTC), or None."""
+
+    @abc.abstractmethod
+    def beat(self, record: dict[str, Any], ttl: float) -> None:
+        """Publish this instance's heartbeat `record` (JSON-ready, with an `id`), forgotten after `ttl` seconds."""
+
+    @abc.abstractmethod
+    def instances(self) -> list[dict[str, Any]]:
+        """The latest heartbeat record of every instance whose heartbeat has not expired."""
+
+    @abc.abstractmethod
+    def leave(self, instance_id: str) -> None:
+        """Forget the heartbeat of `instance_id` at once (a clean stop) and any stop request for it."""
+
+    @abc.abstractmethod
+    def request_stop(self, instance_id: str, request: dict[str, Any], ttl: float) -> bool:
+        """Leave `request` for live instance `instance_id` to pick up within `ttl` seconds; False when none is live."""
+
+    @abc.abstractmethod
+    def take_stop_request(self, instance_id: str) -> dict[str, Any] | None:
+        """The stop request left for `instance_id`, removed as it is read (one taker), or None."""
 
     def close(self) -> None:
         """Free connections; the default has none."""

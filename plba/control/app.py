@@ -14,6 +14,7 @@ from flask import Blueprint, Flask, Response, current_app, request
 from werkzeug.exceptions import BadRequest, HTTPException, MethodNotAllowed, NotFound
 
 from plba.actions import ActionError, Actions, InvalidParams
+from plba.actions import instances as fleet
 from plba.actions import loggers as logger_levels
 from plba.actions import queues as queue_controls
 from plba.config import MASK, settings_dict
@@ -199,6 +200,12 @@ def dead(name: str) -> Response:
     """Queue `name`'s dead letters, oldest first, payloads masked; `?limit=N`, `?cursor=` for the next page."""
     limit = _limit(queue_controls.DEFAULT_DEAD_PAGE, queue_controls.MAX_DEAD_PAGE)
     return reply(queue_controls.dead_letters(_runtime(), name, limit, request.args.get("cursor") or None))
+
+
+@control.get("/instances")
+def instances() -> Response:
+    """Every live instance sharing `platform.cluster.url` (just this one without it)."""
+    return reply({"instances": fleet.instances(_runtime())})
 
 
 @control.get("/loggers")
