@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from plba import __version__
-from plba.cli import config_cmd, control_cmd, plugins_cmd, run_cmd, schedules_cmd, traces_cmd
+from plba.cli import config_cmd, control_cmd, fleet_cmd, plugins_cmd, run_cmd, schedules_cmd, traces_cmd
 from plba.cli.common import State
 
 app = typer.Typer(
@@ -43,3 +43,7 @@ app.add_typer(plugins_cmd.app, name="plugins")
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(traces_cmd.app, name="traces")
 app.add_typer(schedules_cmd.app, name="schedules")
+app.add_typer(fleet_cmd.queues_app, name="queues")
+app.add_typer(fleet_cmd.loggers_app, name="loggers")
+app.command("instances")(fleet_cmd.instances)
+app.command("audit")(fleet_cmd.audit)

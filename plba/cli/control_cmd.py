@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.parse
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -44,15 +45,20 @@ def stop(
     timeout: Annotated[float | None, typer.Option(
         "--timeout", min=0, help="Drain budget in seconds. Default: the instance's platform.shutdown_timeout.")] = None,
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait until the instance has stopped.")] = True,
+    instance: Annotated[str | None, typer.Option(
+        "--instance", help="Stop another instance of the fleet (an id from `plba instances`) through this one.")] = None,
 ) -> None:
     """Ask a running instance to stop gracefully (or at once with --force)."""
     with reported_errors():
         client, settings = client_for(config, url)
+        budget = timeout if timeout is not None else float(settings.get("platform.shutdown_timeout", 30.0))
+        if instance is not None:
+            _stop_instance(client, instance, force, timeout, budget if wait else None)
+            return
         client.post("/actions/stop", {"force": force, "timeout": timeout})
         typer.echo(f"stop requested at {client.url}{' (forced)' if force else ''}")
         if not wait:
             return
-        budget = timeout if timeout is not None else float(settings.get("platform.shutdown_timeout", 30.0))
         if not _wait_gone(client, budget + EXIT_MARGIN):
             fail(f"{client.url} still answers {budget + EXIT_MARGIN:g}s after the stop was accepted", ExitCode.USAGE)
         typer.echo("stopped")
@@ -75,6 +81,24 @@ def client_for(config: Any, url: str | None) -> tuple[ControlClient, Any]:
         host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
         url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
     return ControlClient(url, configured_token(settings)), settings
+
+
+def _stop_instance(client: ControlClient, instance: str, force: bool, timeout: float | None,
+                   budget: float | None) -> None:
+    """Ask `instance` to stop through the cluster store; with a `budget`, wait until it has left the fleet."""
+    path = f"/actions/instances/{urllib.parse.quote(instance, safe='')}/stop"
+    client.post(path, {"force": force, "timeout": timeout})
+    typer.echo(f"stop requested for instance {instance}{' (forced)' if force else ''}")
+    if budget is None:
+        return
+    deadline = time.monotonic() + budget + EXIT_MARGIN
+    while time.monotonic() < deadline:
+        _, answer = client.get("/instances")
+        if all(record.get("id") != instance for record in answer.get("instances", [])):
+            typer.echo("stopped")
+            return
+        time.sleep(POLL_INTERVAL * 5)
+    fail(f"instance {instance} is still listed {budget + EXIT_MARGIN:g}s after the stop was accepted", ExitCode.USAGE)
 
 
 def _wait_gone(client: ControlClient, limit: float) -> bool:
