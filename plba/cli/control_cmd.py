@@ -46,7 +46,7 @@ def stop(
         "--timeout", min=0, help="Drain budget in seconds. Default: the instance's platform.shutdown_timeout.")] = None,
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait until the instance has stopped.")] = True,
     instance: Annotated[str | None, typer.Option(
-        "--instance", help="Stop another instance of the fleet (an id from `plba instances`) through this one.")] = None,
+        "--instance", help="Stop another instance of the fleet (an id from `plba instances`) through this.")] = None,
 ) -> None:
     """Ask a running instance to stop gracefully (or at once with --force)."""
     with reported_errors():
