@@ -16,6 +16,7 @@ from dynaconf.utils.parse_conf import parse_conf_data
 from dynaconf.validator import ValidationError
 
 from plba.errors import ConfigError, PlbaError
+from plba.queue.factory import backend_of, backend_problem
 
 logger = logging.getLogger("plba.config")
 
@@ -73,12 +74,13 @@ def queue_problems(settings: Any) -> list[str]:
         if not isinstance(table, Mapping):
             problems.append(f"{where}: must be a table")
             continue
-        backend = table.get("backend", "memory")
-        if backend not in ("memory", "redis"):
-            problems.append(f"{where}.backend: must be 'memory' or 'redis', not {backend!r}")
+        backend = backend_of(table)
+        unknown = backend_problem(name, table)
+        if unknown:
+            problems.append(unknown)
         if backend == "redis" and not str(table.get("url", "")).startswith(("redis://", "rediss://", "unix://")):
             problems.append(f"{where}.url: a redis:// URL is required for the redis backend")
-        for key, minimum in (("visibility_timeout", 0), ("max_attempts", 1), ("maxsize", 0)):
+        for key, minimum in (("visibility_timeout", 0), ("max_attempts", 1), ("maxsize", 0), ("dead_max", 0)):
             value = table.get(key)
             is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
             if value is not None and (not is_number or value < minimum):

@@ -78,7 +78,7 @@ def test_a_task_that_always_fails_is_dead_lettered_with_its_error(queue: InMemor
     queue.publish(Task("t", "order-7"))
     wait_for(lambda: queue.stats()["dead"] == 1, message="dead letter")
     # Then it was tried three times and dead-lettered with the error; nothing is left anywhere else
-    dead = queue.dead_tasks()[0]
+    dead = queue.list_dead().tasks[0]
     assert dead.attempts == 3 and dead.metadata["error"] == "ValueError: cannot parse order-7"
     assert worker.metrics()["dead_lettered"] == 1
     stats = queue.stats()
@@ -95,7 +95,7 @@ def test_a_task_delivered_beyond_its_attempts_is_dead_lettered_without_running(q
     wait_for(lambda: queue.stats()["dead"] == 1, message="dead letter")
     # Then the handler never ran and the error says why
     assert ran == []
-    assert "never finished" in queue.dead_tasks()[0].metadata["error"]
+    assert "never finished" in queue.list_dead().tasks[0].metadata["error"]
     stop(worker)
 
 

@@ -57,8 +57,8 @@ class RuntimeCollector:
         statuses = {status["name"]: status for status in supervisor.statuses()} if supervisor else {}
         for worker in workers:
             status = statuses.get(worker.name, {})
-            # Workers other than QueueWorker only report processed/failed through their status.
-            readings = worker.metrics() if hasattr(worker, "metrics") else status
+            # Workers without metrics of their own (the default) report processed/failed through their status.
+            readings = worker.metrics() or status
             for key, family in counters.items():
                 family.add_metric([worker.name], float(readings.get(key, 0) or 0))
             histogram = readings.get("durations")

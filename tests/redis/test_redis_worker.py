@@ -65,7 +65,7 @@ def test_given_a_handler_that_always_fails_then_the_task_is_dead_lettered_after_
     finally:
         stop(worker)
     assert calls == [1, 2, 3]
-    dead = queue.dead_tasks()[0]
+    dead = queue.list_dead().tasks[0]
     assert dead.metadata["error"] == "RuntimeError: no stock" and dead.metadata["attempts"] == 3
 
 
@@ -129,6 +129,6 @@ def test_given_processes_killed_mid_task_then_attempts_count_and_the_task_is_dea
     finally:
         stop(worker)
     assert handled == []
-    dead = queue.dead_tasks()[0]
+    dead = queue.list_dead().tasks[0]
     assert dead.metadata["attempts"] == 3
     assert "never finished" in dead.metadata["error"]
