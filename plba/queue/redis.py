@@ -124,6 +124,7 @@ class RedisTaskQueue(TaskQueue):
         self._claim_script = self._client.register_script(redis_scripts.CLAIM)
         self._requeue_script = self._client.register_script(redis_scripts.REQUEUE)
         self._purge_ready_script = self._client.register_script(redis_scripts.PURGE_READY)
+        self._dead_range_script = self._client.register_script(redis_scripts.DEAD_RANGE)
         self._lock = threading.Lock()
         self._buffer: collections.deque[Task] = collections.deque()
         self._leases: dict[str, str] = {}  # task id -> stream entry id, for every task this consumer holds
@@ -347,12 +348,12 @@ class RedisTaskQueue(TaskQueue):
         """Dead letters from `start` to `end` (stream ids, `(` for exclusive) as (entry id, task)."""
         with self._unavailable("reading dead letters"):
             try:
-                entries = self._client.xrange(self.keys.dead, start, end, count=count)
+                entries = json.loads(self._dead_range_script(keys=self.keys.all(), args=[start, end, count]))
             except ResponseError as exc:
                 if "Invalid stream ID" not in str(exc):
                     raise
                 raise ValueError(f"not a dead-letter cursor of queue {self.name!r}: {start.lstrip('(')!r}") from None
-        return [(entry, decode(fields["t"])) for entry, fields in entries]
+        return [(entry, Task.from_dict(data)) for entry, data in entries]
 
     def _move_dead(self, wanted: Callable[[Task], bool], done: Callable[[], bool],
                    found: Callable[[str], None]) -> tuple[int, set[str]]:

@@ -219,3 +219,19 @@ if #task_ids > 0 then
 end
 return #ids
 """
+
+# Read dead letters as one JSON text, `[[entry id, task], ...]`: a single bulk string parses far
+# faster in redis-py than XRANGE's reply of nested values (see _RECORDS). Each body is the JSON of
+# a task, written by this queue. ARGV: start id (`(` for exclusive), end id, count.
+DEAD_RANGE = """
+local parts = {}
+for _, entry in ipairs(redis.call('XRANGE', KEYS[3], ARGV[1], ARGV[2], 'COUNT', tonumber(ARGV[3]))) do
+  local flat = entry[2]
+  for i = 1, #flat, 2 do
+    if flat[i] == 't' then
+      parts[#parts + 1] = '["' .. entry[1] .. '",' .. flat[i + 1] .. ']'
+    end
+  end
+end
+return '[' .. table.concat(parts, ',') .. ']'
+"""
