@@ -305,6 +305,13 @@ def check_purge(what: str) -> None:
         raise ValueError(f"purge: 'what' must be one of {', '.join(PURGEABLE)}, not {what!r}")
 
 
+def requested_ids(ids: Iterable[str]) -> list[str]:
+    """The task ids asked for, each once, in order; TypeError for a lone string (a common slip for `[id]`)."""
+    if isinstance(ids, (str, bytes)):
+        raise TypeError(f"requeue takes a list of task ids, not the single string {ids!r}")
+    return list(dict.fromkeys(str(task_id) for task_id in ids))
+
+
 def check_limit(limit: int) -> None:
     """Raise ValueError unless `limit` is a usable page size."""
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:

@@ -21,6 +21,7 @@ from plba.contracts import (
     TaskQueue,
     check_limit,
     check_purge,
+    requested_ids,
     reset_for_requeue,
 )
 from plba.errors import QueueFullError
@@ -206,7 +207,7 @@ class InMemoryTaskQueue(TaskQueue):
 
     def requeue(self, ids: Iterable[str]) -> RequeueResult:
         """Move the dead tasks with these ids back to the ready tasks, attempts reset."""
-        wanted = list(dict.fromkeys(str(task_id) for task_id in ids))
+        wanted = requested_ids(ids)
         lookup = set(wanted)
         with self._lock:
             moved = self._move_back([seq for seq, task in self._dead.items() if task.id in lookup])

@@ -40,6 +40,7 @@ from plba.contracts import (
     TaskQueue,
     check_limit,
     check_purge,
+    requested_ids,
     reset_for_requeue,
 )
 from plba.errors import QueueUnavailableError
@@ -48,7 +49,6 @@ from plba.queue.redis_support import (
     DEFAULT_URL,
     QueueKeys,
     RedisQueueSettings,
-    decode,
     encode,
     entry_time,
     safe_url,
@@ -305,7 +305,7 @@ class RedisTaskQueue(TaskQueue):
         The dead letters are read oldest first until every id is found, so one call costs a read
         of the dead-letter stream at most (`dead_max` entries).
         """
-        wanted = list(dict.fromkeys(str(task_id) for task_id in ids))
+        wanted = requested_ids(ids)
         pending = set(wanted)
         moved, missed = self._move_dead(lambda task: task.id in pending, lambda: not pending, pending.discard)
         return RequeueResult(moved, [task_id for task_id in wanted if task_id in pending or task_id in missed])
