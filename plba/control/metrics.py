@@ -22,6 +22,7 @@ QUEUE_GAUGES = {
     "in_flight": "Tasks leased by a consumer and not yet acknowledged.",
     "delayed": "Tasks waiting for their retry delay.",
     "dead": "Tasks in the dead-letter queue.",
+    "paused": "1 while the queue is paused (no consumer leases from it), else 0.",
 }
 
 
