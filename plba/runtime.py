@@ -400,9 +400,9 @@ class RuntimeManager:
         """Whether the process makes progress: no worker holds work beyond `platform.control.stuck_after`."""
         limit = float(self.settings.get("platform.control.stuck_after", 300.0))
         for worker in self.supervisor.workers if self.supervisor else []:
-            stuck_for = getattr(worker, "stuck_for", None)
-            if stuck_for is not None and stuck_for() > limit:
-                return False, f"worker {worker.name} has held a task for {stuck_for():.0f}s (limit {limit:g}s)"
+            stuck_for = worker.stuck_for()
+            if stuck_for > limit:
+                return False, f"worker {worker.name} has held a task for {stuck_for:.0f}s (limit {limit:g}s)"
         return True, "making progress"
 
     # -- internals -------------------------------------------------------------------------
@@ -430,9 +430,7 @@ class RuntimeManager:
             return
         deadline = time.monotonic() + float(self.settings.get("platform.shutdown_timeout", 30.0))
         for queue in self.registry.queues.values():
-            wait_empty = getattr(queue, "wait_empty", None)
-            if wait_empty is not None:
-                wait_empty(max(0.0, deadline - time.monotonic()))
+            queue.wait_empty(max(0.0, deadline - time.monotonic()))
         self.close()
 
     def _install_signal_handlers(self) -> dict[int, Any]:

@@ -55,6 +55,10 @@ def _upper(value: Any) -> Any:
     return value.upper() if isinstance(value, str) else value
 
 
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
 PLATFORM_SETTINGS: tuple[Setting, ...] = (
     Setting("platform.shutdown_timeout", 30.0, "number",
             "seconds: one budget for the whole graceful stop, then the rest is forced",
@@ -113,10 +117,13 @@ PLATFORM_SETTINGS: tuple[Setting, ...] = (
 
 # The keys of each `[platform.queues.<name>]` table: a template, as queue names are the user's.
 QUEUE_SETTINGS: tuple[Setting, ...] = (
-    Setting("backend", "memory", "string", "`memory` or `redis`; an absent table means memory",
-            {"is_in": ["memory", "redis"]}),
+    Setting("backend", "memory", "string",
+            "`memory`, `redis`, or a backend installed in the `plba.queues` entry-point group; an absent table "
+            "means memory"),
     Setting("max_attempts", 5, "integer", "deliveries before the task goes to the dead-letter queue with its error",
             {"gte": 1}),
+    Setting("dead_max", 10_000, "integer",
+            "dead letters kept; beyond it the oldest are dropped with a warning (`0`: no cap)", {"gte": 0}),
     Setting("maxsize", 10_000, "integer", "most tasks the queue holds; 0 is unbounded", {"gte": 0},
             backends=("memory",)),
     Setting("publish_timeout", 5.0, "number", "seconds a publish waits for room in a full queue", {"gte": 0},
@@ -174,8 +181,15 @@ def validators() -> list[Validator]:
 
 def queue_validators(name: str, backend: str) -> list[Validator]:
     """Validators of one `[platform.queues.<name>]` table, with the defaults of the keys its backend reads."""
+    from dynaconf import Validator
+
+    from plba.queue.factory import backends
+
     prefix = f"{QUEUE_PREFIX}.{name}."
-    return [setting.validator(prefix, with_default=setting.applies_to(backend)) for setting in QUEUE_SETTINGS]
+    validators = [setting.validator(prefix, with_default=setting.applies_to(backend)) for setting in QUEUE_SETTINGS]
+    # The backends are whatever is installed, so their names are read at validation time.
+    validators.append(Validator(f"{prefix}backend", cast=_lower, is_in=sorted(backends())))
+    return validators
 
 
 def known_keys() -> list[str]:

@@ -90,6 +90,17 @@ def test_validation_lists_every_problem_at_once(tmp_path: Path) -> None:
         assert any(key in problem for problem in problems), key
 
 
+def test_queue_tables_name_an_unknown_backend_and_a_negative_dead_max(tmp_path: Path) -> None:
+    write(tmp_path / "settings.toml", '[platform.queues.orders]\nbackend = "kafka"\ndead_max = -1\n')
+    with pytest.raises(ConfigError) as error:
+        ConfigurationManager(root=tmp_path, environ={}).validate()
+    where = f" in {tmp_path / 'settings.toml'}"
+    assert sorted(error.value.problems) == [
+        f"platform.queues.orders.backend must be one of 'memory', 'redis' (it is 'kafka'){where}",
+        f"platform.queues.orders.dead_max must be at least 0 (it is -1){where}",
+    ]
+
+
 def test_secrets_are_masked_by_file_and_by_name(tmp_path: Path) -> None:
     write(tmp_path / "settings.toml", '[mail]\nuser = "orders"\npassword = "in-settings"\n')
     write(tmp_path / ".secrets.toml", '[platform.control]\ntoken = "t0ken"\n[mail]\nsigning = "s3cret"\n')
