@@ -38,6 +38,7 @@ class RuntimeCollector:
         yield from self._workers()
         yield from self._queues()
         yield from self._schedules()
+        yield from self._fleet()
 
     def _state(self) -> Iterator[Metric]:
         state = self.runtime.state
@@ -96,6 +97,22 @@ class RuntimeCollector:
             for outcome, count in outcomes.items():
                 family.add_metric([name, outcome], float(count))
         yield family
+
+
+    def _fleet(self) -> Iterator[Metric]:
+        from plba.actions.instances import instances
+
+        try:
+            seen = float(len(instances(self.runtime)))
+        except Exception:  # noqa: BLE001 - an unreachable cluster store is logged by the heartbeat
+            seen = float("nan")
+        yield GaugeMetricFamily("plba_instances", "Live instances sharing platform.cluster.url (this one included).",
+                                value=seen)
+        actions = CounterMetricFamily("plba_actions", "Action invocations by action and outcome.",
+                                      labels=["action", "outcome"])
+        for (name, outcome), count in sorted(self.runtime.actions.counts.items()):
+            actions.add_metric([name, outcome], float(count))
+        yield actions
 
 
 def render(runtime: Any) -> bytes:
