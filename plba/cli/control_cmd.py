@@ -86,6 +86,8 @@ def client_for(config: Any, url: str | None) -> tuple[ControlClient, Any]:
 def _stop_instance(client: ControlClient, instance: str, force: bool, timeout: float | None,
                    budget: float | None) -> None:
     """Ask `instance` to stop through the cluster store; with a `budget`, wait until it has left the fleet."""
+    from plba.errors import ControlPlaneError
+
     path = f"/actions/instances/{urllib.parse.quote(instance, safe='')}/stop"
     client.post(path, {"force": force, "timeout": timeout})
     typer.echo(f"stop requested for instance {instance}{' (forced)' if force else ''}")
@@ -93,12 +95,18 @@ def _stop_instance(client: ControlClient, instance: str, force: bool, timeout: f
         return
     deadline = time.monotonic() + budget + EXIT_MARGIN
     while time.monotonic() < deadline:
-        _, answer = client.get("/instances")
+        try:
+            _, answer = client.get("/instances")
+        except ControlPlaneError:
+            # The instance asked was the one answering (it stopped itself), or the fleet's last one.
+            break
         if all(record.get("id") != instance for record in answer.get("instances", [])):
-            typer.echo("stopped")
-            return
+            break
         time.sleep(POLL_INTERVAL * 5)
-    fail(f"instance {instance} is still listed {budget + EXIT_MARGIN:g}s after the stop was accepted", ExitCode.USAGE)
+    else:
+        fail(f"instance {instance} is still listed {budget + EXIT_MARGIN:g}s after the stop was accepted",
+             ExitCode.USAGE)
+    typer.echo("stopped")
 
 
 def _wait_gone(client: ControlClient, limit: float) -> bool:

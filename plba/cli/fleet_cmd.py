@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from plba.cli.common import ExitCode, fail, new_table, reported_errors
+from plba.cli.common import ExitCode, fail, key_column, new_table, reported_errors, short_column, text_column
 from plba.cli.control_cmd import UrlOption, client_for
 from plba.cli.run_cmd import ConfigOption
 
@@ -30,6 +30,27 @@ def _cells(*values: Any) -> list[str]:
     return [escape("" if value is None else str(value)) for value in values]
 
 
+def _when(iso: Any) -> str:
+    """An ISO 8601 time as `YYYY-MM-DD HH:MM:SS` (UTC), short enough for a table."""
+    return str(iso or "")[:19].replace("T", " ")
+
+
+def _table(title: str, columns: list[tuple[str, str]], rows: list[list[str]]) -> Any:
+    """A table fitting 80 columns: `key` columns are never cut, `short` ones stay on one line, `text` wraps."""
+    table = new_table(title)
+    for index, (header, kind) in enumerate(columns):
+        values = [row[index] for row in rows]
+        if kind == "key":
+            key_column(table, header, values)
+        elif kind == "short":
+            short_column(table, header, values)
+        else:
+            text_column(table, header)
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
 def _print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, default=str))
 
@@ -47,16 +68,12 @@ def queues_list(config: ConfigOption = None, url: UrlOption = None, as_json: Jso
     if as_json:
         _print_json(queues)
         return
-    table = new_table("Queues")
-    for header in ("queue", "backend", "depth", "in flight", "delayed", "dead", "paused"):
-        table.add_column(header, overflow="fold")
-    for name, stats in queues.items():
-        if "error" in stats:
-            table.add_row(*_cells(name, stats["error"], "", "", "", "", ""))
-            continue
-        table.add_row(*_cells(name, *(stats.get(key) for key in ("backend", "depth", "in_flight", "delayed", "dead")),
-                              "paused" if stats.get("paused") else "no"))
-    _console().print(table if queues else "no queues")
+    rows = [_cells(name, stats["error"], "", "", "", "", "") if "error" in stats else
+            _cells(name, *(stats.get(key) for key in ("backend", "depth", "in_flight", "delayed", "dead")),
+                   "paused" if stats.get("paused") else "no") for name, stats in queues.items()]
+    columns = [("queue", "key"), ("backend", "text"), *((header, "short") for header in
+                                                        ("depth", "in flight", "delayed", "dead", "paused"))]
+    _console().print(_table("Queues", columns, rows) if rows else "no queues")
 
 
 @queues_app.command("dead")
@@ -78,12 +95,10 @@ def queues_dead(
     if not tasks:
         typer.echo(f"no dead tasks in {queue}")
         return
-    table = new_table(f"Dead tasks in {queue}")
-    for header in ("id", "name", "attempts", "dead at", "error"):
-        table.add_column(header, overflow="fold")
-    for task in tasks:
-        table.add_row(*_cells(*(task.get(key) for key in ("id", "name", "attempts", "dead_at", "error"))))
-    _console().print(table)
+    rows = [_cells(task.get("id"), task.get("name"), task.get("attempts"), _when(task.get("dead_at")),
+                   task.get("error")) for task in tasks]
+    columns = [("id", "key"), ("name", "key"), ("attempts", "short"), ("dead at", "key"), ("error", "text")]
+    _console().print(_table(f"Dead tasks in {queue}", columns, rows))
 
 
 @queues_app.command("requeue")
@@ -156,14 +171,15 @@ def instances(config: ConfigOption = None, url: UrlOption = None, as_json: JsonO
     if as_json:
         _print_json(listed)
         return
-    table = new_table("Instances")
-    for header in ("id", "state", "version", "started", "last seen", "busy/total", "control url"):
-        table.add_column(header, overflow="fold")
+    rows = []
     for record in listed:
         workers = record.get("workers") or {}
-        table.add_row(*_cells(*(record.get(key) for key in ("id", "state", "version", "started_at", "last_seen")),
-                              f"{workers.get('busy', 0)}/{workers.get('total', 0)}", record.get("control_url")))
-    _console().print(table)
+        rows.append(_cells(record.get("id"), record.get("state"), record.get("version"),
+                           _when(record.get("started_at")), f"{workers.get('busy', 0)}/{workers.get('total', 0)}",
+                           record.get("control_url")))
+    columns = [("id", "key"), ("state", "short"), ("version", "short"), ("started", "key"), ("busy", "short"),
+               ("control url", "text")]
+    _console().print(_table("Instances", columns, rows))
 
 
 # -- loggers -----------------------------------------------------------------------------------
@@ -182,13 +198,10 @@ def loggers_list(ctx: typer.Context, config: ConfigOption = None, url: UrlOption
     if as_json:
         _print_json(levels)
         return
-    table = new_table("Loggers")
-    for header in ("logger", "level", "in effect", "reverts at", "to"):
-        table.add_column(header, overflow="fold")
-    for name, entry in levels.items():
-        table.add_row(*_cells(name, entry.get("level") or "-", entry.get("effective"), entry.get("revert_at"),
-                              entry.get("revert_to")))
-    _console().print(table)
+    rows = [_cells(name, entry.get("level") or "-", entry.get("effective"), _when(entry.get("revert_at")),
+                   entry.get("revert_to")) for name, entry in levels.items()]
+    columns = [("logger", "key"), ("level", "short"), ("in effect", "short"), ("reverts at", "key"), ("to", "short")]
+    _console().print(_table("Loggers", columns, rows))
 
 
 @loggers_app.command("set")
@@ -226,13 +239,11 @@ def audit(
     if as_json:
         _print_json(events)
         return
-    table = new_table("Audit")
-    for header in ("at", "actor", "action", "target", "outcome", "from", "detail"):
-        table.add_column(header, overflow="fold")
-    for event in events:
-        table.add_row(*_cells(*(event.get(key) for key in ("at", "actor", "action", "target", "outcome",
-                                                            "remote_addr", "detail"))))
-    _console().print(table if events else "no audit events yet")
+    rows = [_cells(_when(event.get("at")), event.get("actor"), event.get("action"), event.get("target"),
+                   event.get("outcome"), event.get("detail")) for event in events]
+    columns = [("at", "key"), ("actor", "key"), ("action", "key"), ("target", "key"), ("outcome", "short"),
+               ("detail", "text")]
+    _console().print(_table("Audit", columns, rows) if rows else "no audit events yet")
 
 
 def _console() -> Any:
