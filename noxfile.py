@@ -73,3 +73,11 @@ def bench_requeue(session: nox.Session) -> None:
     session.run("bash", "scripts/install-test-servers.sh", external=True)
     install_project(session)
     session.run("python", "benchmarks/queue_requeue.py", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def bench_action_requeue(session: nox.Session) -> None:
+    """Requeue of 10,000 dead tasks through POST /actions/queues/<name>/requeue, as a ratio to publishing them."""
+    session.run("bash", "scripts/install-test-servers.sh", external=True)
+    install_project(session)
+    session.run("python", "benchmarks/action_requeue.py", *session.posargs)

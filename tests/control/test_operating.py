@@ -297,3 +297,17 @@ def test_the_audit_log_lives_in_the_platform_database(serve, isolated) -> None:
     rows = sqlite3.connect(isolated / "state" / "platform.sqlite").execute(
         "SELECT actor, action, target, outcome FROM plba_audit").fetchall()
     assert rows == [("service", "queues.pause", "jobs", "ok")]
+
+
+def test_a_reload_that_changes_the_log_section_applies_it(serve, isolated) -> None:
+    (isolated / "settings.toml").write_text("[log]\nlevel = 'INFO'\n")
+    _, http = serve(JobsPlugin())
+    root = logging.getLogger()
+    before = root.level
+    try:
+        (isolated / "settings.toml").write_text("[log]\nlevel = 'ERROR'\n")
+        assert http.post("/actions/reload", {}).body == {"changed": ["log.level"]}
+        assert root.level == logging.ERROR
+        assert http.get("/loggers").body["loggers"]["root"]["level"] == "ERROR"
+    finally:
+        root.setLevel(before)
