@@ -101,19 +101,20 @@ def purge(call: Invocation) -> dict[str, Any]:
 @PLATFORM_ACTIONS.action("queues.pause", role="operator", route="queues/<name>/pause", target="queue")
 def pause(call: Invocation) -> dict[str, Any]:
     """Stop consumers in every instance from leasing from the queue until it is resumed."""
-    queue = queue_of(call.runtime, call.target)
-    with _supported():
-        queue.pause()
-    return {"queue": call.target, "paused": True}
+    return _set_paused(call, True)
 
 
 @PLATFORM_ACTIONS.action("queues.resume", role="operator", route="queues/<name>/resume", target="queue")
 def resume(call: Invocation) -> dict[str, Any]:
     """Let consumers in every instance lease from the queue again."""
+    return _set_paused(call, False)
+
+
+def _set_paused(call: Invocation, paused: bool) -> dict[str, Any]:
     queue = queue_of(call.runtime, call.target)
     with _supported():
-        queue.resume()
-    return {"queue": call.target, "paused": False}
+        (queue.pause if paused else queue.resume)()
+    return {"queue": call.target, "paused": paused}
 
 
 def _not_dead(queue: Any, ids: list[str]) -> list[str]:

@@ -51,8 +51,24 @@ def _table(title: str, columns: list[tuple[str, str]], rows: list[list[str]]) ->
     return table
 
 
-def _print_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, default=str))
+def _read(config: Any, url: str | None, path: str, key: str, as_json: bool) -> Any:
+    """GET `path` and return its `key`; with `as_json`, print it as JSON instead and return None."""
+    with reported_errors():
+        client, _ = client_for(config, url)
+        _, answer = client.get(path)
+    data = answer.get(key) if isinstance(answer, dict) else None
+    if as_json:
+        typer.echo(json.dumps(data, indent=2, default=str))
+        return None
+    return data
+
+
+def _act(config: Any, url: str | None, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    """POST `body` to the action at `path`; its JSON answer (errors are one line and exit 2)."""
+    with reported_errors():
+        client, _ = client_for(config, url)
+        _, answer = client.post(path, body)
+    return answer if isinstance(answer, dict) else {}
 
 
 # -- queues ------------------------------------------------------------------------------------
@@ -61,12 +77,8 @@ def _print_json(data: Any) -> None:
 @queues_app.command("list")
 def queues_list(config: ConfigOption = None, url: UrlOption = None, as_json: JsonOption = False) -> None:
     """Every queue: backend, depth, in flight, delayed, dead, paused."""
-    with reported_errors():
-        client, _ = client_for(config, url)
-        _, answer = client.get("/queues")
-    queues = answer.get("queues", {})
-    if as_json:
-        _print_json(queues)
+    queues = _read(config, url, "/queues", "queues", as_json)
+    if queues is None:
         return
     rows = [_cells(name, stats["error"], "", "", "", "", "") if "error" in stats else
             _cells(name, *(stats.get(key) for key in ("backend", "depth", "in_flight", "delayed", "dead")),
@@ -85,12 +97,8 @@ def queues_dead(
     as_json: JsonOption = False,
 ) -> None:
     """The dead tasks of QUEUE, oldest first: id, name, attempts, error, time of death (payloads in --json)."""
-    with reported_errors():
-        client, _ = client_for(config, url)
-        _, answer = client.get(f"{_path('queues', queue, 'dead')}?limit={limit}")
-    tasks = answer.get("tasks", [])
-    if as_json:
-        _print_json(tasks)
+    tasks = _read(config, url, f"{_path('queues', queue, 'dead')}?limit={limit}", "tasks", as_json)
+    if tasks is None:
         return
     if not tasks:
         typer.echo(f"no dead tasks in {queue}")
@@ -112,10 +120,8 @@ def queues_requeue(
     """Move dead tasks of QUEUE back to work, attempts reset: the --id ones, or --all."""
     if bool(ids) == everything:
         fail("give --id ID (repeatable) or --all, not both and not neither", ExitCode.USAGE)
-    with reported_errors():
-        client, _ = client_for(config, url)
-        _, answer = client.post(_path("actions", "queues", queue, "requeue"), {"all": True} if everything
-                                else {"ids": list(ids or [])})
+    answer = _act(config, url, _path("actions", "queues", queue, "requeue"),
+                  {"all": True} if everything else {"ids": list(ids or [])})
     typer.echo(f"moved {answer.get('moved')} dead task(s) back to {queue}")
     if answer.get("unknown"):
         typer.echo(f"not dead any more (moved by someone else): {', '.join(answer['unknown'])}")
@@ -135,27 +141,21 @@ def queues_purge(
         fail("give --dead or --ready (one of them)", ExitCode.USAGE)
     if not yes:
         fail(f"purging deletes the {'dead' if dead else 'ready'} tasks of {queue} for good: add --yes", ExitCode.USAGE)
-    with reported_errors():
-        client, _ = client_for(config, url)
-        _, answer = client.post(_path("actions", "queues", queue, "purge"), {"what": "dead" if dead else "ready"})
+    answer = _act(config, url, _path("actions", "queues", queue, "purge"), {"what": "dead" if dead else "ready"})
     typer.echo(f"removed {answer.get('removed')} task(s) from {queue}")
 
 
 @queues_app.command("pause")
 def queues_pause(queue: QueueArgument, config: ConfigOption = None, url: UrlOption = None) -> None:
     """Stop consumers in every instance from leasing from QUEUE."""
-    with reported_errors():
-        client, _ = client_for(config, url)
-        client.post(_path("actions", "queues", queue, "pause"))
+    _act(config, url, _path("actions", "queues", queue, "pause"))
     typer.echo(f"{queue} paused")
 
 
 @queues_app.command("resume")
 def queues_resume(queue: QueueArgument, config: ConfigOption = None, url: UrlOption = None) -> None:
     """Let consumers in every instance lease from QUEUE again."""
-    with reported_errors():
-        client, _ = client_for(config, url)
-        client.post(_path("actions", "queues", queue, "resume"))
+    _act(config, url, _path("actions", "queues", queue, "resume"))
     typer.echo(f"{queue} resumed")
 
 
@@ -164,12 +164,8 @@ def queues_resume(queue: QueueArgument, config: ConfigOption = None, url: UrlOpt
 
 def instances(config: ConfigOption = None, url: UrlOption = None, as_json: JsonOption = False) -> None:
     """Every live instance sharing platform.cluster.url (just the one asked without it)."""
-    with reported_errors():
-        client, _ = client_for(config, url)
-        _, answer = client.get("/instances")
-    listed = answer.get("instances", [])
-    if as_json:
-        _print_json(listed)
+    listed = _read(config, url, "/instances", "instances", as_json)
+    if listed is None:
         return
     rows = []
     for record in listed:
@@ -191,12 +187,8 @@ def loggers_list(ctx: typer.Context, config: ConfigOption = None, url: UrlOption
     """The platform's and plugins' loggers with their levels (`plba loggers set` changes one)."""
     if ctx.invoked_subcommand is not None:
         return
-    with reported_errors():
-        client, _ = client_for(config, url)
-        _, answer = client.get("/loggers")
-    levels = answer.get("loggers", {})
-    if as_json:
-        _print_json(levels)
+    levels = _read(config, url, "/loggers", "loggers", as_json)
+    if levels is None:
         return
     rows = [_cells(name, entry.get("level") or "-", entry.get("effective"), _when(entry.get("revert_at")),
                    entry.get("revert_to")) for name, entry in levels.items()]
@@ -214,9 +206,7 @@ def loggers_set(
     url: UrlOption = None,
 ) -> None:
     """Set LOGGER to LEVEL now (for --for SECONDS only, when given)."""
-    with reported_errors():
-        client, _ = client_for(config, url)
-        _, answer = client.post("/actions/loggers", {"logger": logger, "level": level, "revert_after": for_seconds})
+    answer = _act(config, url, "/actions/loggers", {"logger": logger, "level": level, "revert_after": for_seconds})
     until = f" until {answer['revert_at']}, then back to {answer.get('previous') or 'inherited'}" \
         if answer.get("revert_at") else ""
     typer.echo(f"{answer.get('logger')} set to {answer.get('level')}{until}")
@@ -232,12 +222,8 @@ def audit(
     as_json: JsonOption = False,
 ) -> None:
     """The latest audit events: every action, allowed or refused, with its actor and outcome."""
-    with reported_errors():
-        client, _ = client_for(config, url)
-        _, answer = client.get(f"/audit?limit={limit}")
-    events = answer.get("events", [])
-    if as_json:
-        _print_json(events)
+    events = _read(config, url, f"/audit?limit={limit}", "events", as_json)
+    if events is None:
         return
     rows = [_cells(_when(event.get("at")), event.get("actor"), event.get("action"), event.get("target"),
                    event.get("outcome"), event.get("detail")) for event in events]
