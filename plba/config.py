@@ -15,13 +15,14 @@ from dynaconf import Dynaconf, Validator
 from dynaconf.utils.parse_conf import parse_conf_data
 from dynaconf.validator import ValidationError
 
+from plba.db import DEFAULT_LOCATION
 from plba.errors import ConfigError, PlbaError
 
 logger = logging.getLogger("plba.config")
 
 ENV_PREFIX = "PLBA_"
 # Variables that steer the CLI, not settings.
-RESERVED_ENV = {"PLBA_LOAD_PLUGINS"}
+RESERVED_ENV = {"PLBA_LOAD_PLUGINS", "PLBA_TOKEN"}
 DEFAULT_FILES = ("settings.toml", "settings.local.toml", ".secrets.toml")
 SECRETS_FILE = ".secrets.toml"
 SECRET_KEY = re.compile(r"pass(word|wd)?|secret|token|api_?key|credential|private_?key", re.IGNORECASE)
@@ -38,6 +39,8 @@ PLATFORM_DEFAULTS: dict[str, Any] = {
         "supervisor": {"restart_budget": 5, "restart_window": 60.0, "restart_backoff": 0.5,
                        "restart_backoff_max": 30.0, "exit_on_critical_failure": True},
         "queues": {},
+        "database": DEFAULT_LOCATION,
+        "admin": {"login_attempts": 5, "login_window": 900.0},
     },
     "log": {"level": "INFO", "format": "auto"},
 }
@@ -60,6 +63,9 @@ def platform_validators() -> list[Validator]:
         Validator("platform.supervisor.restart_budget", is_type_of=int, gte=0),
         Validator("platform.supervisor.restart_window", is_type_of=number, gt=0),
         Validator("platform.supervisor.exit_on_critical_failure", is_type_of=bool),
+        Validator("platform.database", is_type_of=str, len_min=1),
+        Validator("platform.admin.login_attempts", is_type_of=int, gte=1),
+        Validator("platform.admin.login_window", is_type_of=number, gt=0),
         Validator("log.level", cast=lambda v: str(v).upper(), is_in=LOG_LEVELS),
         Validator("log.format", is_in=["auto", "rich", "plain", "json"]),
     ]

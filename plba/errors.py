@@ -55,3 +55,9 @@ class ControlPlaneError(PlbaError):
     """The HTTP control plane cannot listen, or a command cannot reach or use one."""
 
     exit_code = 2
+
+
+class DatabaseError(PlbaError):
+    """The platform database cannot be opened, read or written (locked, unwritable, newer schema)."""
+
+    exit_code = 2

@@ -14,6 +14,7 @@ from typing import Any
 from plba.backoff import Backoff
 from plba.config import ConfigurationManager
 from plba.contracts import HealthStatus, Worker, WorkerState
+from plba.db import Database, database_location, open_database
 from plba.errors import PluginError, StateError
 from plba.health import Component, HealthRegistry, aggregate
 from plba.plugins import PluginSet
@@ -52,6 +53,8 @@ class RuntimeManager:
         self._atexit_registered = False
         # Called on each start once the control plane listens and before any worker starts (the banner).
         self.announce: Callable[[RuntimeManager], None] | None = None
+        self._database: Database | None = None
+        self._database_lock = threading.Lock()
 
     # -- building --------------------------------------------------------------------------
 
@@ -59,6 +62,17 @@ class RuntimeManager:
     def settings(self) -> Any:
         """The merged configuration currently in force."""
         return self.config.settings
+
+    @property
+    def database(self) -> Database:
+        """The platform database `platform.database` names (created on first write); reopened if a reload moves it."""
+        location = database_location(self.settings)
+        with self._database_lock:
+            if self._database is None or self._database.location != location:
+                if self._database is not None:
+                    self._database.close()
+                self._database = open_database(location)
+            return self._database
 
     def build(self) -> None:
         """Configure plugins, validate settings, and collect workers, queues and health checks.
@@ -246,6 +260,8 @@ class RuntimeManager:
                     queue.close()
                 except Exception:  # noqa: BLE001
                     logger.exception("closing a queue failed")
+        if self._database is not None:
+            self._database.close()
         self.traces.close()
 
     def __enter__(self) -> RuntimeManager:
