@@ -16,7 +16,7 @@ from flask import Blueprint, Flask, Response, current_app, request
 from werkzeug.exceptions import BadRequest, Conflict, HTTPException, MethodNotAllowed, NotFound
 
 from plba.config import MASK, settings_dict
-from plba.control import auth
+from plba.control import auth, configured_token
 from plba.errors import PlbaError, ProblemsError
 from plba.users import Accounts, Role
 
@@ -105,7 +105,7 @@ class Guard:
                   if isinstance(value, str) and len(value) >= MIN_SECRET_LENGTH and config.is_secret(key)}
         # Longest first, so a secret containing another is replaced whole.
         secrets = tuple(sorted((json.dumps(v)[1:-1] for v in values), key=len, reverse=True))
-        return cls(auth.configured_token(settings), bool(settings.get("platform.control.protect_reads", False)),
+        return cls(configured_token(settings), bool(settings.get("platform.control.protect_reads", False)),
                    secrets)
 
 

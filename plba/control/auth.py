@@ -82,12 +82,6 @@ def access_of(view: Callable[..., Any] | None, method: str) -> Access:
     return Access(Role.VIEWER if method in READ_METHODS else Role.OPERATOR)
 
 
-def configured_token(settings: Any) -> str | None:
-    """The service token in force, or None when none (or an empty one) is set."""
-    token = settings.get("platform.control.token")
-    return str(token) if token not in (None, "") else None
-
-
 def require(need: Access | Role | str) -> Principal | None:
     """The one authorization check: the request's credential must carry the role `need` asks for.
 
