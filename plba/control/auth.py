@@ -91,9 +91,13 @@ def require(need: Access | Role | str) -> Principal | None:
     """
     access = need if isinstance(need, Access) else Access(Role.parse(need))
     source: AuthSource = current_app.extensions["plba"]
+    protect_reads = source.protect_reads()
+    if not protect_reads and (access.role is None or access.scrape):
+        # Probes and scrapes are open without asking the database, so they answer even when it cannot.
+        return g.get("principal")
     try:
         users_exist = source.accounts().users.any()
-        role = _needed_role(access, users_exist, source.protect_reads())
+        role = _needed_role(access, users_exist, protect_reads)
         if role is None:
             return g.get("principal")
         principal = _identify(source, users_exist)
@@ -107,10 +111,11 @@ def require(need: Access | Role | str) -> Principal | None:
 
 
 def _needed_role(access: Access, users_exist: bool, protect_reads: bool) -> Role | None:
-    """The role to check, or None when the request may go through without a credential."""
+    """The role to check for an endpoint that is not open by itself, or None when no credential is needed."""
     if access.role is None:
-        return None if users_exist or not protect_reads else Role.VIEWER
-    if not protect_reads and (access.scrape or (not users_exist and access.role is Role.VIEWER)):
+        # A probe under protect_reads: open once users exist, guarded by the service token before.
+        return None if users_exist else Role.VIEWER
+    if not users_exist and not protect_reads and access.role is Role.VIEWER:
         return None
     return access.role
 
