@@ -85,11 +85,7 @@ class Users:
         self.clock = clock
 
     def _ready(self, write: bool = False) -> bool:
-        """Migrate before use; False when nothing exists yet and nothing is to be written."""
-        if not write and not self.db.exists():
-            return False
-        self.db.migrate(schema.COMPONENT, schema.MIGRATIONS)
-        return True
+        return schema.ready(self.db, write)
 
     # -- reading ---------------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from plba.db import Migration
+from plba.db import Database, Migration
 
 COMPONENT = "users"
 
@@ -22,3 +22,11 @@ MIGRATIONS = (
         "CREATE INDEX plba_login_failures_at ON plba_login_failures (at)",
     )),
 )
+
+
+def ready(db: Database, write: bool = False) -> bool:
+    """Migrate `db` before use; False (creating nothing) when it does not exist yet and nothing is to be written."""
+    if not write and not db.exists():
+        return False
+    db.migrate(COMPONENT, MIGRATIONS)
+    return True

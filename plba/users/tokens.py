@@ -73,10 +73,7 @@ class Tokens:
         self.clock = clock
 
     def _ready(self, write: bool = False) -> bool:
-        if not write and not self.db.exists():
-            return False
-        self.db.migrate(schema.COMPONENT, schema.MIGRATIONS)
-        return True
+        return schema.ready(self.db, write)
 
     def create(self, user: str, expires_in: float | None = None) -> NewToken:
         """A new token for `user`, valid for `expires_in` seconds (None: until revoked)."""
