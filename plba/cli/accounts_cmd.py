@@ -49,7 +49,7 @@ def list_users(config: ConfigOption = None, as_json: JsonOption = False) -> None
     """Every user with their role."""
     with reported_errors():
         found = [user.to_dict() for user in _accounts(config).users.list()]
-    _print(found, as_json, ("name", "role", "created_at", "updated_at"), "No users yet: add one with "
+    _print(found, as_json, "Users", ("name", "role", "created_at", "updated_at"), "No users yet: add one with "
            "`plba users add NAME --role admin`; until then the control token alone guards the control plane.")
 
 
@@ -104,7 +104,7 @@ def list_tokens(config: ConfigOption = None, as_json: JsonOption = False) -> Non
     """Every token's id, user, role, state and times (never the token itself)."""
     with reported_errors():
         found = [token.to_dict() for token in _accounts(config).tokens.list()]
-    _print(found, as_json, ("id", "user", "role", "state", "created_at", "expires_at", "last_used_at"),
+    _print(found, as_json, "Tokens", ("id", "user", "role", "state", "expires_at", "last_used_at"),
            "No tokens yet: create one with `plba tokens create USER`.")
 
 
@@ -142,19 +142,32 @@ def _password(name: str, from_stdin: bool) -> str:
     return password
 
 
-def _print(rows: list[dict[str, Any]], as_json: bool, columns: tuple[str, ...], empty: str) -> None:
+def _print(rows: list[dict[str, Any]], as_json: bool, title: str, columns: tuple[str, ...], empty: str) -> None:
+    """JSON for scripts, or a table for 80 columns: `columns` are keys, the first an identifier, `*_at` times."""
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
     from rich.console import Console
-    from rich.table import Table
 
+    from plba.cli.common import key_column, new_table, short_column
+
+    console = Console()
     if not rows:
-        Console().print(empty)
+        console.print(empty)
         return
-    table = Table()
-    for column in columns:
-        table.add_column(column, no_wrap=column == "id")
-    for row in rows:
-        table.add_row(*(str(row[column]) if row[column] is not None else "-" for column in columns))
-    Console().print(table)
+    # For people, times to the minute in UTC ("2026-05-01 09:30"); --json has them in full ISO 8601.
+    cells = [[("-" if row[key] is None else row[key][:16].replace("T", " ") if key.endswith("_at") else str(row[key]))
+              for key in columns] for row in rows]
+    table = new_table(title)
+    for index, key in enumerate(columns):
+        header = key.removesuffix("_at").replace("_", " ")
+        values = [line[index] for line in cells]
+        if index == 0 or key == "user":
+            key_column(table, header, values)
+        elif key.endswith("_at"):
+            table.add_column(header, no_wrap=True)
+        else:
+            short_column(table, header, values)
+    for line in cells:
+        table.add_row(*line)
+    console.print(table)
