@@ -8,7 +8,7 @@ import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from plba.backoff import Backoff
 from plba.errors import UnsupportedQueueOperation
@@ -19,6 +19,15 @@ DEFAULT_MAX_ATTEMPTS = 5
 DEFAULT_DEAD_MAX = 10_000
 # What `TaskQueue.purge` can remove.
 PURGEABLE = ("dead", "ready")
+
+
+class Settings(Protocol):
+    """The merged configuration as plugins see it: a Dynaconf object or one with the same reading interface."""
+
+    validators: Any  # dynaconf's ValidatorList: `settings.validators.register(Validator(...), ...)`
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The value at a dotted key (`"section.key"`), or `default`."""
 
 
 class WorkerState(enum.StrEnum):
@@ -351,3 +360,6 @@ class Worker(abc.ABC):
     def metrics(self) -> dict[str, Any]:
         """Counters for `/metrics` (`processed`, `failed`, ...); empty by default, so status counters are used."""
         return {}
+
+    def close(self) -> None:
+        """Free connections once the worker has stopped for good (the runtime closes); nothing by default."""

@@ -23,7 +23,8 @@ from plba.contracts import (
     WorkerStatus,
 )
 from plba.stats import Histogram
-from plba.tracing.context import extract, use_span
+from plba.thread_worker import join_threads
+from plba.tracing.service import TraceService
 
 logger = logging.getLogger("plba.worker")
 
@@ -45,7 +46,7 @@ class QueueWorker(Worker):
         name: str,
         queue: TaskQueue,
         handler: TaskHandler | Callable[[Task], Any],
-        traces: Any = None,
+        traces: TraceService | None = None,
         concurrency: int = 1,
         *,
         critical: bool = True,
@@ -59,7 +60,9 @@ class QueueWorker(Worker):
         self.name = name
         self.queue = queue
         self.handler = handler
-        self.traces = traces
+        # Without a service of its own the worker still resumes the trace a task carries, so its logs
+        # have the trace id; the spans themselves go nowhere.
+        self.traces = traces or TraceService()
         self.concurrency = concurrency
         self.critical = critical
         self.max_attempts = max_attempts or queue.max_attempts or DEFAULT_MAX_ATTEMPTS
@@ -106,13 +109,10 @@ class QueueWorker(Worker):
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the threads within `timeout`; True when all ended."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        for thread in self._threads:
-            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
-        alive = any(t.is_alive() for t in self._threads)
-        if not alive and self._state == WorkerState.STOPPING:
+        ended = join_threads(self._threads, timeout)
+        if ended and self._state == WorkerState.STOPPING:
             self._state = WorkerState.STOPPED
-        return not alive
+        return ended
 
     def abandon(self) -> list[Task]:
         """Give every in-flight task back to the queue and forget it; returns them.
@@ -232,8 +232,8 @@ class QueueWorker(Worker):
         with self._lock:
             self._running[ident] = (task, started)
         try:
-            if self.traces is None and "traceparent" not in task.metadata:
-                self._handle(task)
+            if self.traces.discards and "traceparent" not in task.metadata:
+                self._handle(task)  # nothing to record and no trace to resume: spare the span
             else:
                 with self._trace_scope(task):
                     self._handle(task)
@@ -274,7 +274,4 @@ class QueueWorker(Worker):
         return False
 
     def _trace_scope(self, task: Task) -> contextlib.AbstractContextManager:
-        if self.traces is not None:
-            return self.traces.resume(task.metadata, f"task {task.name}", task_id=task.id, attempt=task.attempts)
-        parent = extract(task.metadata)
-        return use_span(parent) if parent else contextlib.nullcontext()
+        return self.traces.resume(task.metadata, f"task {task.name}", task_id=task.id, attempt=task.attempts)

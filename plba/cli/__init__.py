@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from plba import __version__
-from plba.cli import config_cmd, control_cmd, plugins_cmd, run_cmd, traces_cmd
+from plba.cli import config_cmd, control_cmd, plugins_cmd, run_cmd, schedules_cmd, traces_cmd
 from plba.cli.common import State
 
 app = typer.Typer(
@@ -42,3 +42,4 @@ app.command("stop")(control_cmd.stop)
 app.add_typer(plugins_cmd.app, name="plugins")
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(traces_cmd.app, name="traces")
+app.add_typer(schedules_cmd.app, name="schedules")

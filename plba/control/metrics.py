@@ -37,6 +37,7 @@ class RuntimeCollector:
         yield from self._state()
         yield from self._workers()
         yield from self._queues()
+        yield from self._schedules()
 
     def _state(self) -> Iterator[Metric]:
         state = self.runtime.state
@@ -85,6 +86,16 @@ class RuntimeCollector:
                 if isinstance(stats.get(key), (int, float)):
                     family.add_metric([name], float(stats[key]))
             yield family
+
+
+    def _schedules(self) -> Iterator[Metric]:
+        family = CounterMetricFamily("plba_schedule_runs", "Schedule firings by outcome (ok, failed, skipped).",
+                                     labels=["schedule", "outcome"])
+        scheduler = self.runtime.scheduler
+        for name, outcomes in (scheduler.outcomes() if scheduler else {}).items():
+            for outcome, count in outcomes.items():
+                family.add_metric([name, outcome], float(count))
+        yield family
 
 
 def render(runtime: Any) -> bytes:

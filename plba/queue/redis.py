@@ -44,15 +44,9 @@ from plba.contracts import (
     reset_for_requeue,
 )
 from plba.errors import QueueUnavailableError
+from plba.masking import mask_url
 from plba.queue import redis_scripts
-from plba.queue.redis_support import (
-    DEFAULT_URL,
-    QueueKeys,
-    RedisQueueSettings,
-    encode,
-    entry_time,
-    safe_url,
-)
+from plba.queue.redis_support import DEFAULT_URL, QueueKeys, RedisQueueSettings, encode, entry_time
 from plba.tracing.context import inject
 
 logger = logging.getLogger("plba.queue.redis")
@@ -96,7 +90,7 @@ class RedisTaskQueue(TaskQueue):
         dead_max: int = DEFAULT_DEAD_MAX,
     ) -> None:
         self.name = name
-        self.url = safe_url(url)
+        self.url = mask_url(url)
         self.visibility_timeout = visibility_timeout
         self.max_attempts = max_attempts
         self.retry_backoff = retry_backoff or Backoff()

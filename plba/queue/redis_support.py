@@ -3,29 +3,13 @@
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from plba.contracts import DEFAULT_DEAD_MAX, Task
 from plba.errors import ConfigError
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
-
-
-def safe_url(url: str) -> str:
-    """The URL with any password replaced by `***`, fit for logs and error messages."""
-    url = re.sub(r"(?i)(password=)[^&]*", r"\1***", url)
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return "<unparsable url>"
-    if password is None:
-        return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
 @dataclass(frozen=True)
