@@ -22,10 +22,12 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import mail_order_bot.plugin as plugin
 from mail_order_bot.catalogue import load_catalogue
+from mail_order_bot.config import BotConfig
 from mail_order_bot.imap import ImapMailbox
 from mail_order_bot.mailboxes import ImapSettings
 from mail_order_bot.processing import OrderProcessor
@@ -65,8 +67,8 @@ def fill(server: Dovecot, folder: str, count: int) -> None:
 
 def imap_settings(server: Dovecot, folder: str) -> ImapSettings:
     """Plaintext IMAP settings for one folder of the throwaway server."""
-    return ImapSettings(host="127.0.0.1", port=server.port, ssl=False, user=USER, password=PASSWORD,
-                        folder=folder, rejects_folder=f"{folder}_rejected")
+    return replace(BotConfig.from_settings().imap, host="127.0.0.1", port=server.port, ssl=False, user=USER,
+                   password=PASSWORD, folder=folder, rejects_folder=f"{folder}_rejected")
 
 
 def previous_generation(server: Dovecot, folder: str, database: Path, count: int, io: float) -> float:

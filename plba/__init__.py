@@ -4,22 +4,29 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from plba.contracts import Task, TaskHandler
+from plba.contracts import Settings, Task, TaskHandler
 from plba.hookspecs import hookimpl
 from plba.module import ApplicationModule
 
 if TYPE_CHECKING:
+    from plba.registry import RegistryScope
     from plba.runtime import RuntimeManager, create_runtime
+    from plba.schedule.definition import Firing
+    from plba.thread_worker import ThreadWorker
     from plba.worker import QueueWorker
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ApplicationModule",
+    "Firing",
     "QueueWorker",
+    "RegistryScope",
     "RuntimeManager",
+    "Settings",
     "Task",
     "TaskHandler",
+    "ThreadWorker",
     "__version__",
     "create_runtime",
     "hookimpl",
@@ -31,6 +38,9 @@ _LAZY = {
     "RuntimeManager": "plba.runtime",
     "create_runtime": "plba.runtime",
     "QueueWorker": "plba.worker",
+    "ThreadWorker": "plba.thread_worker",
+    "Firing": "plba.schedule.definition",
+    "RegistryScope": "plba.registry",
 }
 
 

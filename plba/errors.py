@@ -39,6 +39,10 @@ class QueueFullError(PlbaError):
     """A bounded queue stayed full for the whole publish timeout."""
 
 
+class UnsupportedQueueOperation(UsageError):
+    """An optional queue operation (requeue, purge, pause, ...) that the queue's backend does not offer."""
+
+
 class QueueUnavailableError(PlbaError):
     """A queue backend cannot be reached."""
 

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pluggy
+
+# Imported for editors and type checkers only: `plba plugins list` loads this module and must stay quick.
+if TYPE_CHECKING:
+    from flask import Blueprint
+
+    from plba.contracts import Settings
+    from plba.registry import RegistryScope
+    from plba.runtime import RuntimeManager
 
 PROJECT = "plba"
 
@@ -13,7 +21,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec
-def configure(settings: Any) -> None:
+def configure(settings: Settings) -> None:
     """Declare validators for the plugin's own settings section and read its typed config.
 
     Called once before registration and again after every configuration reload.
@@ -21,16 +29,16 @@ def configure(settings: Any) -> None:
 
 
 @hookspec
-def register_workers(registry: Any) -> None:
-    """Add the plugin's workers and queues to `registry` (`add_worker`, `queue`, `add_queue`)."""
+def register_workers(registry: RegistryScope) -> None:
+    """Add the plugin's workers, queues and schedules to `registry` (`add_worker`, `queue`, `add_queue`, `schedule`)."""
 
 
 @hookspec
-def register_health(registry: Any) -> None:
+def register_health(registry: RegistryScope) -> None:
     """Add the plugin's health checks with `registry.add_health(name, check, critical=True)`."""
 
 
 @hookspec
-def register_routes(blueprint: Any, runtime: Any) -> None:
+def register_routes(blueprint: Blueprint, runtime: RuntimeManager) -> None:
     """Add HTTP endpoints to `blueprint`, a Flask blueprint mounted at `/plugins/<name>/`."""
 

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from plba.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from flask import Blueprint
+
+    from plba.contracts import Settings
+    from plba.registry import RegistryScope
+    from plba.runtime import RuntimeManager
 
 
 class ApplicationModule:
@@ -16,17 +23,17 @@ class ApplicationModule:
 
     name: str = "application"
 
-    def configure(self, settings: Any) -> None:
+    def configure(self, settings: Settings) -> None:
         """Declare validators and read typed config; nothing by default."""
 
-    def register(self, registry: Any) -> None:
+    def register(self, registry: RegistryScope) -> None:
         """Add workers, queues and services to `registry`."""
         raise NotImplementedError(f"{type(self).__name__} must implement register(registry)")
 
-    def register_health(self, registry: Any) -> None:
+    def register_health(self, registry: RegistryScope) -> None:
         """Add health checks; nothing by default."""
 
-    def register_routes(self, blueprint: Any, runtime: Any) -> None:
+    def register_routes(self, blueprint: Blueprint, runtime: RuntimeManager) -> None:
         """Add HTTP endpoints under `/plugins/<name>/`; nothing by default."""
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from plba.contracts import TaskQueue, Worker
 from plba.health import HealthCheck
+from plba.schedule.definition import Firing, Schedule
 
 
 class Services(dict):
@@ -23,6 +24,7 @@ class Registry:
         self.workers: list[Worker] = []
         self.queues: dict[str, TaskQueue] = {}
         self.health_checks: list[tuple[str, HealthCheck, bool]] = []
+        self.schedules: list[Schedule] = []
 
     def scope(self, owner: str) -> RegistryScope:
         """A view for one plugin whose additions count only once `commit()` is called."""
@@ -38,6 +40,7 @@ class RegistryScope:
         self._workers: list[Worker] = []
         self._queues: dict[str, TaskQueue] = {}
         self._checks: list[tuple[str, HealthCheck, bool]] = []
+        self._schedules: list[Schedule] = []
 
     @property
     def settings(self) -> Any:
@@ -51,6 +54,9 @@ class RegistryScope:
 
     def add_worker(self, worker: Worker) -> Worker:
         """Have the runtime start, supervise and stop `worker`; returns it."""
+        if not isinstance(worker, Worker):
+            raise TypeError(f"plugin {self.owner!r}: add_worker needs a plba.contracts.Worker, "
+                            f"not {type(worker).__name__}")
         names = {w.name for w in (*self._registry.workers, *self._workers)}
         if worker.name in names:
             raise ValueError(f"plugin {self.owner!r}: a worker named {worker.name!r} is already registered")
@@ -59,6 +65,9 @@ class RegistryScope:
 
     def add_queue(self, name: str, queue: TaskQueue) -> TaskQueue:
         """Register a queue the plugin built itself, so it shows in status and metrics; returns it."""
+        if not isinstance(queue, TaskQueue):
+            raise TypeError(f"plugin {self.owner!r}: add_queue needs a plba.contracts.TaskQueue, "
+                            f"not {type(queue).__name__}")
         if name in self._registry.queues or name in self._queues:
             raise ValueError(f"plugin {self.owner!r}: a queue named {name!r} is already registered")
         self._queues[name] = queue
@@ -77,9 +86,25 @@ class RegistryScope:
             raise TypeError(f"plugin {self.owner!r}: health check {name!r} must be callable")
         self._checks.append((name, check, critical))
 
+    def schedule(self, name: str, routine: Callable[[Firing], Any], *, every: float | None = None,
+                 cron: str | None = None, timezone: str = "UTC", misfire: str = "once",
+                 critical: bool = False) -> Schedule:
+        """Call `routine(firing)` at each slot, `every` seconds or by `cron` in `timezone`, once per slot in the fleet.
+
+        `misfire="once"` fires one catch-up for slots missed while nothing ran, `"skip"` none;
+        `[platform.schedules."<name>"]` overrides the timing and `enabled` by settings.
+        """
+        definition = Schedule.define(name, routine, every=every, cron=cron, timezone=timezone, misfire=misfire,
+                                     critical=critical)
+        if name in {s.name for s in (*self._registry.schedules, *self._schedules)}:
+            raise ValueError(f"plugin {self.owner!r}: a schedule named {name!r} is already registered")
+        self._schedules.append(definition)
+        return definition
+
     def commit(self) -> None:
         """Hand this plugin's additions to the registry."""
         self._registry.workers.extend(self._workers)
+        self._registry.schedules.extend(self._schedules)
         self._registry.queues.update(self._queues)
         self._registry.health_checks.extend(self._checks)
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from plba.backoff import Backoff
+from plba.cluster import ClusterStore, build_cluster_store
 from plba.config import ConfigurationManager
 from plba.contracts import HealthStatus, Worker, WorkerState
 from plba.db import Database, database_location, open_database
@@ -20,6 +21,7 @@ from plba.health import Component, HealthRegistry, aggregate
 from plba.plugins import PluginSet
 from plba.queue.factory import build_queue
 from plba.registry import Registry, Services
+from plba.schedule import Scheduler, build_scheduler
 from plba.supervisor import RestartPolicy, StopSummary, WorkerSupervisor
 from plba.tracing.service import TraceService
 from plba.tracing.transports import build_transport
@@ -41,6 +43,8 @@ class RuntimeManager:
         self.registry: Registry | None = None
         self.health_registry = HealthRegistry()
         self.supervisor: WorkerSupervisor | None = None
+        self.cluster: ClusterStore | None = None
+        self.scheduler: Scheduler | None = None
         self.control = None
         self.failure: str | None = None
         self.last_stop: StopSummary | None = None
@@ -85,7 +89,8 @@ class RuntimeManager:
         settings = self.settings
         self.services["settings"] = settings
         self.configure_plugins(settings)
-        self.config.validate(settings)
+        for warning in self.config.validate(settings, plugins=[info.name for info in self.plugins.infos]):
+            logger.warning("%s", warning)
         self.traces.transport = build_transport(settings)
         registry = Registry(settings, self.services, build_queue)
         for hook in ("register_workers", "register_health"):
@@ -101,9 +106,15 @@ class RuntimeManager:
                 else:
                     scope.commit()
             if failures:
-                for queue in registry.queues.values():
-                    queue.close()
+                _close_queues(registry)
                 raise PluginError(failures)
+        try:
+            self.cluster = self.cluster or build_cluster_store(settings)
+            self.services["cluster"] = self.cluster
+            self.scheduler = build_scheduler(registry.schedules, settings, self.cluster, self.traces)
+        except Exception:
+            _close_queues(registry)
+            raise
         self.registry = registry
         self.health_registry = HealthRegistry(timeout=float(settings.get("platform.health_timeout", 5.0)))
         for name, check, critical in registry.health_checks:
@@ -111,6 +122,11 @@ class RuntimeManager:
         self.supervisor = WorkerSupervisor(_restart_policy(settings), on_give_up=self._on_give_up)
         for worker in registry.workers:
             self.supervisor.add(worker)
+        if self.scheduler is not None:
+            self.supervisor.add(self.scheduler)
+            for schedule in registry.schedules:
+                self.health_registry.add(f"schedule {schedule.name}", self.scheduler.health_check(schedule.name),
+                                         schedule.critical)
         self.config.subscribe(self._on_reload)
 
     def configure_plugins(self, settings: Any, mark_failed: bool = True) -> None:
@@ -254,12 +270,12 @@ class RuntimeManager:
         if self.control is not None:
             self.control.stop()
             self.control = None
+        if self.supervisor is not None:
+            self.supervisor.close()
         if self.registry is not None:
-            for queue in self.registry.queues.values():
-                try:
-                    queue.close()
-                except Exception:  # noqa: BLE001
-                    logger.exception("closing a queue failed")
+            _close_queues(self.registry)
+        if self.cluster is not None:
+            self.cluster.close()
         if self._database is not None:
             self._database.close()
         self.traces.close()
@@ -320,9 +336,9 @@ class RuntimeManager:
         """Whether the process makes progress: no worker holds work beyond `platform.control.stuck_after`."""
         limit = float(self.settings.get("platform.control.stuck_after", 300.0))
         for worker in self.supervisor.workers if self.supervisor else []:
-            stuck_for = getattr(worker, "stuck_for", None)
-            if stuck_for is not None and stuck_for() > limit:
-                return False, f"worker {worker.name} has held a task for {stuck_for():.0f}s (limit {limit:g}s)"
+            stuck_for = worker.stuck_for()
+            if stuck_for > limit:
+                return False, f"worker {worker.name} has held a task for {stuck_for:.0f}s (limit {limit:g}s)"
         return True, "making progress"
 
     # -- internals -------------------------------------------------------------------------
@@ -350,9 +366,7 @@ class RuntimeManager:
             return
         deadline = time.monotonic() + float(self.settings.get("platform.shutdown_timeout", 30.0))
         for queue in self.registry.queues.values():
-            wait_empty = getattr(queue, "wait_empty", None)
-            if wait_empty is not None:
-                wait_empty(max(0.0, deadline - time.monotonic()))
+            queue.wait_empty(max(0.0, deadline - time.monotonic()))
         self.close()
 
     def _install_signal_handlers(self) -> dict[int, Any]:
@@ -373,6 +387,14 @@ class RuntimeManager:
     def _restore_signal_handlers(previous: dict[int, Any]) -> None:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _close_queues(registry: Registry) -> None:
+    for queue in registry.queues.values():
+        try:
+            queue.close()
+        except Exception:  # noqa: BLE001 - one queue's failure to close must not keep the others open
+            logger.exception("closing a queue failed")
 
 
 def queue_stats(queue: Any) -> dict[str, Any]:

@@ -126,6 +126,7 @@ class WorkerSupervisor:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._monitor: threading.Thread | None = None
+        self._closed = False
 
     @property
     def workers(self) -> list[Worker]:
@@ -141,6 +142,7 @@ class WorkerSupervisor:
     def start(self) -> None:
         """Start every worker and the monitor; a worker that fails to start is restarted like a crash."""
         self._stop.clear()
+        self._closed = False
         for entry in self._workers:
             entry.restarts.clear()
             entry.gave_up = False
@@ -179,6 +181,14 @@ class WorkerSupervisor:
                 summary.processed += max(0, status.processed - entry.counts_at_start[0])
                 summary.failed += max(0, status.failed - entry.counts_at_start[1])
         return summary
+
+    def close(self) -> None:
+        """Call every worker's `close()` once after the final stop, so it frees its connections."""
+        if self._closed:
+            return
+        self._closed = True
+        for worker in self.workers:
+            _call_quietly(worker, "close")
 
     @staticmethod
     def _read_for_summary(entry: _Supervised, summary: StopSummary) -> WorkerStatus:

@@ -11,13 +11,23 @@ from collections.abc import Callable
 from typing import Any
 
 from plba.backoff import Backoff
-from plba.contracts import HealthStatus, Task, TaskHandler, TaskQueue, Worker, WorkerHealth, WorkerState, WorkerStatus
+from plba.contracts import (
+    DEFAULT_MAX_ATTEMPTS,
+    HealthStatus,
+    Task,
+    TaskHandler,
+    TaskQueue,
+    Worker,
+    WorkerHealth,
+    WorkerState,
+    WorkerStatus,
+)
 from plba.stats import Histogram
-from plba.tracing.context import extract, use_span
+from plba.thread_worker import join_threads
+from plba.tracing.service import TraceService
 
 logger = logging.getLogger("plba.worker")
 
-DEFAULT_MAX_ATTEMPTS = 5
 # Handlers faster than this (seconds) let a thread lease tasks in batches.
 QUICK_HANDLER = 0.001
 
@@ -36,7 +46,7 @@ class QueueWorker(Worker):
         name: str,
         queue: TaskQueue,
         handler: TaskHandler | Callable[[Task], Any],
-        traces: Any = None,
+        traces: TraceService | None = None,
         concurrency: int = 1,
         *,
         critical: bool = True,
@@ -50,11 +60,13 @@ class QueueWorker(Worker):
         self.name = name
         self.queue = queue
         self.handler = handler
-        self.traces = traces
+        # Without a service of its own the worker still resumes the trace a task carries, so its logs
+        # have the trace id; the spans themselves go nowhere.
+        self.traces = traces or TraceService()
         self.concurrency = concurrency
         self.critical = critical
-        self.max_attempts = max_attempts or getattr(queue, "max_attempts", None) or DEFAULT_MAX_ATTEMPTS
-        self.retry_backoff = retry_backoff or getattr(queue, "retry_backoff", None) or Backoff()
+        self.max_attempts = max_attempts or queue.max_attempts or DEFAULT_MAX_ATTEMPTS
+        self.retry_backoff = retry_backoff or queue.retry_backoff or Backoff()
         self.poll_timeout = poll_timeout
         self.prefetch = max(1, prefetch)
         self._batch_size = 1
@@ -97,13 +109,10 @@ class QueueWorker(Worker):
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the threads within `timeout`; True when all ended."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        for thread in self._threads:
-            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
-        alive = any(t.is_alive() for t in self._threads)
-        if not alive and self._state == WorkerState.STOPPING:
+        ended = join_threads(self._threads, timeout)
+        if ended and self._state == WorkerState.STOPPING:
             self._state = WorkerState.STOPPED
-        return not alive
+        return ended
 
     def abandon(self) -> list[Task]:
         """Give every in-flight task back to the queue and forget it; returns them.
@@ -135,13 +144,21 @@ class QueueWorker(Worker):
         return WorkerStatus(state, in_flight, counts["processed"], counts["failed"], self._last_error or self._crash)
 
     def health(self) -> WorkerHealth:
-        """Unhealthy when a thread crashed, degraded (unhealthy if critical) while the queue fails."""
+        """Unhealthy when a thread crashed; degraded (unhealthy if critical) while the queue fails or is paused."""
         if self._crash:
             return WorkerHealth(HealthStatus.UNHEALTHY, f"consumer thread crashed: {self._crash}")
         if self._queue_error:
             level = HealthStatus.UNHEALTHY if self.critical else HealthStatus.DEGRADED
             return WorkerHealth(level, f"queue unavailable: {self._queue_error}")
+        if self._queue_paused():
+            return WorkerHealth(HealthStatus.DEGRADED, "queue is paused: no task is leased until it is resumed")
         return WorkerHealth(HealthStatus.OK, f"{self.concurrency} thread(s)")
+
+    def _queue_paused(self) -> bool:
+        try:
+            return self.queue.is_paused()
+        except Exception:  # noqa: BLE001 - an unreachable queue shows through the consumer loop's error
+            return False
 
     def metrics(self) -> dict[str, Any]:
         """Counters and the handler duration histogram, for `/metrics`."""
@@ -215,8 +232,8 @@ class QueueWorker(Worker):
         with self._lock:
             self._running[ident] = (task, started)
         try:
-            if self.traces is None and "traceparent" not in task.metadata:
-                self._handle(task)
+            if self.traces.discards and "traceparent" not in task.metadata:
+                self._handle(task)  # nothing to record and no trace to resume: spare the span
             else:
                 with self._trace_scope(task):
                     self._handle(task)
@@ -257,7 +274,4 @@ class QueueWorker(Worker):
         return False
 
     def _trace_scope(self, task: Task) -> contextlib.AbstractContextManager:
-        if self.traces is not None:
-            return self.traces.resume(task.metadata, f"task {task.name}", task_id=task.id, attempt=task.attempts)
-        parent = extract(task.metadata)
-        return use_span(parent) if parent else contextlib.nullcontext()
+        return self.traces.resume(task.metadata, f"task {task.name}", task_id=task.id, attempt=task.attempts)

@@ -32,7 +32,7 @@ def status(
 ) -> None:
     """Show a running instance's state, workers, queues and health."""
     with reported_errors():
-        client, _ = _client(config, url, token)
+        client, _ = client_for(config, url, token)
         _, state = client.get("/status")
         _, health = client.get("/health", ok=(200, 503))
     if as_json:
@@ -52,7 +52,7 @@ def stop(
 ) -> None:
     """Ask a running instance to stop gracefully (or at once with --force)."""
     with reported_errors():
-        client, settings = _client(config, url, token)
+        client, settings = client_for(config, url, token)
         client.post("/actions/stop", {"force": force, "timeout": timeout})
         typer.echo(f"stop requested at {client.url}{' (forced)' if force else ''}")
         if not wait:
@@ -63,7 +63,7 @@ def stop(
         typer.echo("stopped")
 
 
-def _client(config: Any, url: str | None, token: str | None = None) -> tuple[ControlClient, Any]:
+def client_for(config: Any, url: str | None, token: str | None = None) -> tuple[ControlClient, Any]:
     """A client for the instance the settings describe (or `url`), sending `token` or the service token."""
     from plba.config import ConfigurationManager
     from plba.control import configured_token

@@ -1,4 +1,4 @@
-"""The control plane's Flask application: health, status, metrics, plugins and the stop/start/reload actions."""
+"""The control plane's Flask application: health, status, metrics, plugins, schedules and the actions."""
 
 from __future__ import annotations
 
@@ -178,6 +178,13 @@ def metrics() -> Response:
     return Response(render(_runtime()), content_type=CONTENT_TYPE)
 
 
+@control.get("/schedules")
+def schedules() -> Response:
+    """Every schedule: timing, enabled, next and last run, last outcome and error, counters."""
+    scheduler = _runtime().scheduler
+    return reply({"schedules": scheduler.schedules() if scheduler else []})
+
+
 @control.get("/openapi.json")
 @auth.requires(Role.VIEWER)
 def openapi() -> Response:
@@ -240,6 +247,21 @@ def reload() -> Response:
         return reply({"error": "the new configuration is invalid; the current one stays in force",
                       "problems": exc.problems}, 422)
     return reply({"changed": changed})
+
+
+@control.post("/actions/schedules/<name>/run")
+def run_schedule(name: str) -> Response:
+    """Fire schedule `name` once now, in the whole fleet: 202, 404 when unknown, 409 when it cannot run now."""
+    read_body({})
+    scheduler = _runtime().scheduler
+    if scheduler is None or name not in scheduler.names():
+        raise NotFound(f"no schedule named {name!r}")
+    outcome, firing = scheduler.run_now(name)
+    if firing is None:
+        reasons = {"running": "its previous run is still going", "duplicate": "it was run in this second already",
+                   "stopped": "the runtime is not running"}
+        raise Conflict(f"schedule {name!r} not run: {reasons[outcome]}")
+    return reply({"accepted": "run", "schedule": name, "scheduled_at": firing.scheduled_at.isoformat()}, 202)
 
 
 def _stop_quietly(runtime: Any, timeout: float | None, force: bool) -> None:
@@ -305,7 +327,7 @@ def _error_response(exc: Exception) -> Response:
         logger.exception("control plane: %s %s failed", request.method, request.path)
         return reply({"error": "internal error; the runtime's log has the details"}, 500)
     message = exc.description
-    if isinstance(exc, NotFound):
+    if isinstance(exc, NotFound) and request.routing_exception is not None:
         message = f"no such endpoint: {request.path}"
     elif isinstance(exc, MethodNotAllowed):
         message = f"{request.method} is not allowed on {request.path} (allowed: {', '.join(exc.valid_methods or [])})"

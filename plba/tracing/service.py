@@ -83,6 +83,11 @@ class TraceService:
         self.failures = 0
         self.last_failure: str | None = None
 
+    @property
+    def discards(self) -> bool:
+        """True when spans go nowhere (the `noop` transport): callers may skip the work of recording them."""
+        return self.transport.discards
+
     def trace(self, name: str, **attributes: Any) -> SpanScope:
         """Open a new trace (a root span) for a piece of discovered work; use it with `with`."""
         return SpanScope(self, SpanContext.new_root(), name, attributes)

@@ -148,6 +148,7 @@ def test_metrics_are_prometheus_text_with_tasks_queues_restarts_state_and_durati
     assert 'plba_queue_depth{queue="jobs"} 0.0' in text
     assert 'plba_queue_in_flight{queue="jobs"}' in text
     assert 'plba_queue_dead{queue="jobs"} 1.0' in text
+    assert 'plba_queue_paused{queue="jobs"} 0.0' in text
     assert 'plba_worker_restarts_total{worker="jobs-worker"} 0.0' in text
     assert 'plba_runtime_state{state="idle"} 1.0' in text
     assert 'plba_task_duration_seconds_count{worker="jobs-worker"} 2.0' in text
@@ -169,7 +170,9 @@ def test_openapi_document_is_served_and_describes_every_endpoint(serve) -> None:
     document = http.get("/openapi.json").body
     # Then it is an OpenAPI 3 document naming every route of the app
     assert document["openapi"].startswith("3.")
-    routes = {rule.rule for rule in runtime.control.app.url_map.iter_rules() if rule.endpoint != "static"}
+    # Flask writes path variables as <name>, OpenAPI as {name}.
+    routes = {re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
+              for rule in runtime.control.app.url_map.iter_rules() if rule.endpoint != "static"}
     assert routes <= set(document["paths"])
     for path, operations in document["paths"].items():
         for operation in operations.values():

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sqlite3
 import threading
 import time
 from typing import Any
@@ -14,10 +15,11 @@ from typing import Any
 from plba import QueueWorker, Task
 from plba.backoff import Backoff
 from plba.contracts import HealthStatus, Worker, WorkerHealth, WorkerState, WorkerStatus
+from plba.queue import InMemoryTaskQueue
 
 from mail_order_bot.catalogue import load_catalogue
 from mail_order_bot.config import BotConfig
-from mail_order_bot.mailboxes import MailboxClient, MailboxPool, MaildirMailbox
+from mail_order_bot.mailboxes import MailboxClient, MailboxError, MailboxPool, MaildirMailbox
 from mail_order_bot.plugin import name
 from mail_order_bot.processing import OrderProcessor
 from mail_order_bot.samples import seed_maildir
@@ -117,10 +119,14 @@ class MailOrderBot:
         if config.source == "maildir" and (seeded := seed_maildir(config.maildir)):
             logger.info("created maildir %s with %d sample order mail(s)", config.maildir, seeded)
         self.mailboxes = MailboxPool(self.new_client)
-        self.processor = OrderProcessor(self.mailboxes.get, self.store, self.catalogue, progress=self._progress)
+        self.processor = OrderProcessor(self.mailboxes.get, self.store, self.catalogue, progress=self._progress,
+                                        limits=config.limits)
+        if isinstance(queue, InMemoryTaskQueue) and (released := self.store.unpark(config.mailbox_id)):
+            # Their dead tasks died with the last process's memory queue: nothing could requeue them.
+            logger.warning("%d parked mail(s) released: the memory queue lost their dead tasks", released)
         self.watcher = MailWatcher(self.new_client, self.publish, poll_interval=config.poll_interval,
                                    retry_delay=RECONNECT_BACKOFF.delay, idle=config.idle,
-                                   idle_timeout=config.idle_timeout)
+                                   idle_timeout=config.idle_timeout, parked=self._parked_keys)
         self.source = SourceWorker(f"{name}.source", self.watcher)
         self.workers = OrderWorker(self, name=f"{name}.workers", queue=queue, handler=self.handle, traces=traces,
                                    concurrency=config.workers)
@@ -140,15 +146,44 @@ class MailOrderBot:
             self.queue.publish(Task(TASK, {"key": key}))
 
     def handle(self, task: Task) -> None:
-        """Process the message named in the task; a failure is raised so the queue retries it."""
+        """Process the message named in the task; a failure is raised so the queue retries it.
+
+        On the last attempt the mail is parked first, so that if this attempt fails (the task is
+        dead-lettered) or never finishes (a crash), discovery leaves the mail alone while its task is
+        dead. Any task that reaches an outcome, a requeued dead one included, releases it.
+        """
         key = str(task.payload["key"])
+        last = task.attempts >= self.workers.max_attempts
+        if last:
+            self._park(key, f"task {task.id} on its last attempt ({task.attempts}) did not finish")
         try:
             self.processor.process(key)
-        except Exception:
-            if task.attempts >= self.workers.max_attempts:
-                self.watcher.done(key)  # dead-lettered: let a later poll find it again
+        except Exception as exc:
+            if last:
+                self._park(key, f"task {task.id} dead-lettered after {task.attempts} attempt(s): "
+                                f"{type(exc).__name__}: {exc}")
+                logger.error("message %s parked: its task %s is dead-lettered; requeue the task to process it again",
+                             key, task.id)
             raise
+        if last or key in self._parked_keys():
+            self.store.unpark(self.config.mailbox_id, key)
         self.watcher.done(key)
+
+    def _park(self, key: str, reason: str) -> None:
+        # In memory first: if the database is what fails, this process still leaves the mail alone.
+        self.watcher.park(key)
+        try:
+            self.store.park(self.config.mailbox_id, key, reason)
+        except sqlite3.Error as exc:
+            logger.error("message %s could not be parked in %s (%s); it stays parked in this process only",
+                         key, self.config.database, exc)
+
+    def _parked_keys(self) -> dict[str, str]:
+        try:
+            return self.store.parked(self.config.mailbox_id)
+        except sqlite3.Error as exc:
+            # Without the list, a poll could queue a dead task's mail again: skip polls until it is back.
+            raise MailboxError(f"database {self.config.database}: {exc}; not checking for mail") from None
 
     # -- health ----------------------------------------------------------------------------
 

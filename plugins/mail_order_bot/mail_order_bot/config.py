@@ -1,10 +1,11 @@
-"""Typed configuration of the `[mail_order_bot]` settings section, with its validators."""
+"""The `[mail_order_bot]` settings, declared once: validators, defaults and `BotConfig` all come from SETTINGS."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
+from mail_order_bot.limits import Limits
 from mail_order_bot.mailboxes import ImapSettings
 
 if TYPE_CHECKING:
@@ -12,84 +13,124 @@ if TYPE_CHECKING:
 
 SECTION = "mail_order_bot"
 NUMBER = (int, float)
+IMAP = "imap."
+# RFC 2177: re-issue IDLE at least every 29 minutes or the server may log the client off.
+MAX_IDLE = 29 * 60
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One key of the section: its default, its meaning (for the README) and its dynaconf checks."""
+
+    key: str
+    kind: type
+    default: Any
+    help: str
+    checks: dict[str, Any] = field(default_factory=dict)
+    imap_required: bool = False
+
+    @property
+    def accepts(self) -> type | tuple[type, ...]:
+        """The types a settings file may give: an int is fine where a float is expected."""
+        return NUMBER if self.kind is float else self.kind
+
+    @property
+    def name(self) -> str:
+        """The attribute it fills: the key without its `imap.` table."""
+        return self.key.removeprefix(IMAP)
+
+
+def _limit(key: str, help_text: str) -> Setting:
+    return Setting(key, int, getattr(Limits, key), help_text, {"gte": 1})
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("source", str, "maildir", "`maildir` or `imap`", {"is_in": ["maildir", "imap"]}),
+    Setting("mode", str, "poll", "`poll` or `idle` (IMAP only; ignored for a maildir)", {"is_in": ["poll", "idle"]}),
+    Setting("poll_interval", float, 5.0, "seconds between checks when polling", {"gt": 0}),
+    Setting("workers", int, 3, "processing threads", {"gte": 1}),
+    Setting("database", str, "var/orders.sqlite", "SQLite file (WAL mode), created with its directory",
+            {"len_min": 1}),
+    Setting("catalogue", str, "", "CSV with `sku,name,unit_price`; empty uses the shipped sample catalogue"),
+    Setting("maildir", str, "var/mail", "the Maildir for `source = \"maildir\"`; seeded with samples if missing",
+            {"len_min": 1}),
+    _limit("max_mail_bytes", "largest mail, checked before it is read"),
+    _limit("max_attachment_bytes", "largest `.csv`/`.xlsx` attachment, decoded"),
+    _limit("max_xlsx_unpacked_bytes", "largest unpacked size of an `.xlsx` (all its zip members)"),
+    _limit("max_rows", "most rows read from the attachments of one mail, blank ones included"),
+    _limit("max_quantity", "largest quantity of one SKU in an order"),
+    Setting("imap.host", str, "", "server (required for `source = \"imap\"`)", imap_required=True),
+    Setting("imap.port", int, 993, "port", {"gte": 1, "lte": 65535}),
+    Setting("imap.ssl", bool, True, "implicit TLS; `false` only for a plaintext test server"),
+    Setting("imap.user", str, "", "login (required for `source = \"imap\"`)", imap_required=True),
+    Setting("imap.password", str, "", "put it in `.secrets.toml`; never logged or shown"),
+    Setting("imap.folder", str, "INBOX", "folder to watch", {"len_min": 1}),
+    Setting("imap.rejects_folder", str, "Rejected", "where rejected mail goes; created on first use", {"len_min": 1}),
+    Setting("imap.idle_timeout", float, 290.0,
+            f"seconds before IDLE is re-issued (at most {MAX_IDLE}: RFC 2177's 29 minutes)",
+            {"gt": 0, "lte": MAX_IDLE}),
+    Setting("imap.timeout", float, 30.0, "socket timeout in seconds", {"gt": 0}),
+)
 
 
 def validators() -> list[Validator]:
-    """Dynaconf validators for the section; the runtime reports every failure at once."""
+    """A validator with its default for every key (so no settings file is needed), plus the IMAP-only checks."""
     # Imported here: dynaconf is heavy, and `plba plugins list` imports this module just to list it.
     from dynaconf import Validator
 
-    s = SECTION
     # must_exist: without it the guard passes when `source` is unset, and unset means maildir.
-    imap = Validator(f"{s}.source", must_exist=True, eq="imap")
-    return [
-        Validator(f"{s}.source", is_in=["maildir", "imap"]),
-        Validator(f"{s}.mode", is_in=["poll", "idle"]),
-        Validator(f"{s}.poll_interval", is_type_of=NUMBER, gt=0),
-        Validator(f"{s}.workers", is_type_of=int, gte=1),
-        Validator(f"{s}.database", is_type_of=str, len_min=1),
-        Validator(f"{s}.catalogue", is_type_of=str),
-        Validator(f"{s}.maildir", is_type_of=str, len_min=1),
-        Validator(f"{s}.imap.host", f"{s}.imap.user", must_exist=True, is_type_of=str, len_min=1, when=imap),
-        Validator(f"{s}.imap.port", is_type_of=int, gte=1, lte=65535),
-        Validator(f"{s}.imap.ssl", is_type_of=bool),
-        Validator(f"{s}.imap.folder", f"{s}.imap.rejects_folder", is_type_of=str, len_min=1),
-        # RFC 2177: re-issue IDLE at least every 29 minutes or the server may log the client off.
-        Validator(f"{s}.imap.idle_timeout", is_type_of=NUMBER, gt=0, lte=29 * 60),
-        Validator(f"{s}.imap.timeout", is_type_of=NUMBER, gt=0),
-    ]
+    imap = Validator(f"{SECTION}.source", must_exist=True, eq="imap")
+    declared = [Validator(f"{SECTION}.{s.key}", default=s.default, is_type_of=s.accepts, **s.checks) for s in SETTINGS]
+    required = [Validator(f"{SECTION}.{s.key}", len_min=1, when=imap,
+                          messages={"operations": f"{{name}} is required when {SECTION}.source is imap"})
+                for s in SETTINGS if s.imap_required]
+    return declared + required
 
 
 @dataclass(frozen=True)
 class BotConfig:
-    """The bot's settings, with the documented defaults."""
+    """The bot's settings, typed; build it with `from_settings` (defaults come from SETTINGS)."""
 
-    source: str = "maildir"
-    mode: str = "poll"
-    poll_interval: float = 5.0
-    workers: int = 3
-    database: str = "var/orders.sqlite"
-    catalogue: str = ""
-    maildir: str = "var/mail"
-    imap: ImapSettings = field(default_factory=lambda: ImapSettings(host="imap.example.com"))
-    idle_timeout: float = 290.0
+    source: str
+    mode: str
+    poll_interval: float
+    workers: int
+    database: str
+    catalogue: str
+    maildir: str
+    imap: ImapSettings
+    limits: Limits
 
     @property
     def idle(self) -> bool:
         """Whether discovery uses IMAP IDLE (only meaningful for an IMAP source)."""
         return self.source == "imap" and self.mode == "idle"
 
-    @classmethod
-    def from_settings(cls, settings: Any) -> BotConfig:
-        """Read the section from a Dynaconf-like object (`settings.get("a.b", default)`)."""
-        def get(key: str, default: Any) -> Any:
-            value = settings.get(f"{SECTION}.{key}", default)
-            return default if value is None else value
+    @property
+    def idle_timeout(self) -> float:
+        """Seconds before IDLE is re-issued."""
+        return self.imap.idle_timeout
 
-        imap = ImapSettings(
-            host=str(get("imap.host", "imap.example.com")),
-            port=int(get("imap.port", 993)),
-            ssl=bool(get("imap.ssl", True)),
-            user=str(get("imap.user", "")),
-            password=str(get("imap.password", "")),
-            folder=str(get("imap.folder", "INBOX")),
-            rejects_folder=str(get("imap.rejects_folder", "Rejected")),
-            timeout=float(get("imap.timeout", 30.0)),
-        )
-        return cls(
-            source=str(get("source", "maildir")),
-            mode=str(get("mode", "poll")),
-            poll_interval=float(get("poll_interval", 5.0)),
-            workers=int(get("workers", 3)),
-            database=str(get("database", "var/orders.sqlite")),
-            catalogue=str(get("catalogue", "")),
-            maildir=str(get("maildir", "var/mail")),
-            imap=imap,
-            idle_timeout=float(get("imap.idle_timeout", 290.0)),
-        )
+    @classmethod
+    def from_settings(cls, settings: Any = None) -> BotConfig:
+        """Read the section from a Dynaconf-like object (`settings.get("a.b", default)`); None gives the defaults."""
+        values: dict[str, dict[str, Any]] = {"top": {}, "imap": {}}
+        for s in SETTINGS:
+            value = settings.get(f"{SECTION}.{s.key}", s.default) if settings is not None else s.default
+            # Coerced to the declared type: a file may give an int where a float is expected.
+            values["imap" if s.key.startswith(IMAP) else "top"][s.name] = s.kind(s.default if value is None else value)
+        top = values["top"]
+        limit_names = {f.name for f in fields(Limits)}
+        limits = Limits(**{name: top.pop(name) for name in limit_names})
+        return cls(imap=ImapSettings(**values["imap"]), limits=limits, **top)
+
+    @property
+    def mailbox_id(self) -> str:
+        """The mailbox the message keys belong to (never the password)."""
+        if self.source == "imap":
+            return f"imap {self.imap.user}@{self.imap.host}:{self.imap.port}/{self.imap.folder}"
+        return f"maildir {self.maildir}"
 
     def where(self) -> str:
         """Where mail is read from, for logs (never the password)."""
-        if self.source == "imap":
-            return f"imap {self.imap.user}@{self.imap.host}:{self.imap.port}/{self.imap.folder} ({self.mode})"
-        return f"maildir {self.maildir}"
+        return f"{self.mailbox_id} ({self.mode})" if self.source == "imap" else self.mailbox_id

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import imaplib
+import re
 import select
 import threading
 import time
@@ -13,6 +14,8 @@ from imap_tools import MailBox, MailBoxUnencrypted
 from imap_tools.errors import ImapToolsError, MailboxLoginError
 
 from mail_order_bot.mailboxes import ImapSettings, MailboxAuthError, MailboxClient, MailboxError
+
+SIZE = re.compile(rb"RFC822\.SIZE (\d+)")
 
 
 class ImapMailbox(MailboxClient):
@@ -53,15 +56,26 @@ class ImapMailbox(MailboxClient):
             box.client.noop()
             return sorted(box.uids("UNSEEN"), key=int)
 
-    def fetch(self, key: str) -> bytes | None:
-        """The raw message via BODY.PEEK[], which leaves the Seen flag alone."""
+    def size(self, key: str) -> int | None:
+        """RFC822.SIZE, which the server reports without sending the message."""
+        with self._guard("fetch size") as box:
+            typ, data = box.client.uid("FETCH", key, "(RFC822.SIZE)")
+        _expect_ok(typ, data, "fetch size")
+        for item in data:
+            line = item[0] if isinstance(item, tuple) else item
+            if isinstance(line, bytes) and (found := SIZE.search(line)):
+                return int(found.group(1))
+        return None  # no FETCH response: the UID is gone
+
+    def read(self, key: str, offset: int, length: int) -> bytes:
+        """A partial fetch, BODY.PEEK[]<offset.length>, which leaves the Seen flag alone."""
         with self._guard("fetch") as box:
-            typ, data = box.client.uid("FETCH", key, "(BODY.PEEK[])")
+            typ, data = box.client.uid("FETCH", key, f"(BODY.PEEK[]<{offset}.{length}>)")
         _expect_ok(typ, data, "fetch")
         for item in data:
             if isinstance(item, tuple) and len(item) == 2:
                 return item[1]
-        return None
+        return b""
 
     def mark_seen(self, key: str) -> None:
         """Add the Seen flag (without the EXPUNGE that imap-tools' flag() sends)."""

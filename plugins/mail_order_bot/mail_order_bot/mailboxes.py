@@ -12,7 +12,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,8 +39,22 @@ class MailboxClient(abc.ABC):
         """Keys of the messages not yet marked seen, oldest first."""
 
     @abc.abstractmethod
-    def fetch(self, key: str) -> bytes | None:
-        """The raw message, without marking it seen; None when it is no longer there."""
+    def size(self, key: str) -> int | None:
+        """The message's size in bytes, without reading it; None when it is no longer there."""
+
+    @abc.abstractmethod
+    def read(self, key: str, offset: int, length: int) -> bytes:
+        """Up to `length` bytes of the raw message from `offset`, without marking it seen; b"" past its end."""
+
+    def chunks(self, key: str, size: int, chunk: int = 1 << 20) -> Iterator[bytes]:
+        """The raw message in pieces of at most `chunk` bytes, so it is never read whole into memory."""
+        offset = 0
+        while offset < size:
+            piece = self.read(key, offset, min(chunk, size - offset))
+            if not piece:
+                return
+            offset += len(piece)
+            yield piece
 
     @abc.abstractmethod
     def mark_seen(self, key: str) -> None:
@@ -97,14 +111,28 @@ class MaildirMailbox(MailboxClient):
             raise MailboxError(f"{self.description}: {exc.strerror or exc}") from None
         return sorted(fresh + unread)
 
-    def fetch(self, key: str) -> bytes | None:
-        """The message's bytes, wherever it is in the maildir."""
+    def size(self, key: str) -> int | None:
+        """The file's size, from the directory entry."""
         path = self._find(key)
         if path is None:
             return None
         with contextlib.suppress(FileNotFoundError):
-            return path.read_bytes()
+            return path.stat().st_size
         return None
+
+    def read(self, key: str, offset: int, length: int) -> bytes:
+        """Part of the file, wherever it is in the maildir."""
+        path = self._find(key)
+        if path is None:
+            return b""
+        try:
+            with path.open("rb") as file:
+                file.seek(offset)
+                return file.read(length)
+        except FileNotFoundError:
+            return b""
+        except OSError as exc:
+            raise MailboxError(f"{self.description}: cannot read {key}: {exc.strerror or exc}") from None
 
     def mark_seen(self, key: str) -> None:
         """Move the message to cur/ with the S flag."""
@@ -137,16 +165,17 @@ class MaildirMailbox(MailboxClient):
 
 @dataclass(frozen=True)
 class ImapSettings:
-    """How to reach and log in to the IMAP server."""
+    """How to reach and log in to the IMAP server; the defaults live in `config.SETTINGS`."""
 
     host: str
-    port: int = 993
-    ssl: bool = True
-    user: str = ""
-    password: str = ""
-    folder: str = "INBOX"
-    rejects_folder: str = "Rejected"
-    timeout: float = 30.0
+    port: int
+    ssl: bool
+    user: str
+    password: str
+    folder: str
+    rejects_folder: str
+    idle_timeout: float
+    timeout: float
 
 
 class MailboxPool:

@@ -1,19 +1,21 @@
-"""Turning an order email into a validated, priced Order, or a RejectedOrder with the reason."""
+"""Turning an order mail into a validated, priced Order, or a RejectedOrder with the reason."""
 
 from __future__ import annotations
 
-import email
-import email.header
-import email.utils
-import hashlib
-from collections.abc import Iterator
+import re
 from dataclasses import dataclass
 from decimal import Decimal
-from email.message import Message
 from typing import Any
 
-from mail_order_bot.attachments import AttachmentError, RawLine, is_order_attachment, parse_attachment
+from mail_order_bot.attachments import AttachmentError, RawLine, RowBudget, parse_attachment
 from mail_order_bot.catalogue import Catalogue
+from mail_order_bot.limits import Limits
+from mail_order_bot.mail import OrderMail
+
+# Separators of digit groups that cannot be a decimal point: a space, a no-break space, the narrow
+# no-break space (French) and the apostrophe (Swiss).
+GROUP_SPACES = " \u00a0\u202f'"
+SHOWN = 40
 
 
 class RejectedOrder(Exception):  # noqa: N818 - an outcome, not a malfunction: it reads as a verdict
@@ -40,7 +42,7 @@ class OrderLine:
 
 @dataclass(frozen=True)
 class Order:
-    """A validated, priced order keyed by the Message-ID of the mail that carried it."""
+    """A validated, priced order, keyed by the Message-ID of the mail that carried it (or a key derived from it)."""
 
     message_id: str
     customer: str
@@ -52,83 +54,114 @@ class Order:
         return sum((line.amount for line in self.lines), Decimal("0"))
 
 
-@dataclass(frozen=True)
-class OrderMail:
-    """The parts of an order email the bot needs."""
-
-    message_id: str
-    customer: str
-    message: Message
-
-    def attachments(self) -> Iterator[tuple[str, bytes]]:
-        """(file name, decoded content) of every part that carries a file name."""
-        for part in self.message.walk():
-            filename = part.get_filename()
-            if filename and not part.is_multipart():
-                yield _decode_words(filename), part.get_payload(decode=True) or b""
-
-
-def read_mail(raw: bytes) -> OrderMail:
-    """Parse a raw RFC 822 message; a mail without a Message-ID gets one derived from its bytes."""
-    # The compat32 parser: policy.default's rich header objects cost more CPU than the whole rest of an order.
-    message = email.message_from_bytes(raw)
-    message_id = str(message.get("Message-ID") or "").strip()
-    if not message_id:
-        # Deterministic, so a re-delivered copy of the same bytes still makes one order.
-        message_id = f"<sha256-{hashlib.sha256(raw).hexdigest()}@mail-order-bot>"
-    _name, address = email.utils.parseaddr(str(message.get("From") or ""))
-    return OrderMail(message_id, address.lower(), message)
-
-
-def build_order(mail: OrderMail, catalogue: Catalogue) -> Order:
-    """Validate and price the order in the mail's .csv/.xlsx attachments; raises RejectedOrder."""
+def build_order(mail: OrderMail, catalogue: Catalogue, limits: Limits | None = None,
+                key: str | None = None) -> Order:
+    """Validate and price the order in the mail's .csv/.xlsx attachments, stored under `key`; raises RejectedOrder."""
+    limits = limits or Limits()
+    if mail.problem:
+        raise RejectedOrder(mail.problem)
     if not mail.customer:
         raise RejectedOrder("no sender address")
+    if not mail.files:
+        raise RejectedOrder("no .csv or .xlsx attachment")
     raw_lines: list[RawLine] = []
-    found = False
-    for filename, content in mail.attachments():
-        if not is_order_attachment(filename):
-            continue
-        found = True
+    budget = RowBudget(limits)
+    for file in mail.files:
         try:
-            raw_lines.extend(parse_attachment(filename, content))
+            if file.problem:
+                raise AttachmentError(file.problem)
+            raw_lines.extend(parse_attachment(file.filename, file.content, limits, budget))
         except AttachmentError as exc:
             raise RejectedOrder(f"unreadable attachment: {exc}") from None
-    if not found:
-        raise RejectedOrder("no .csv or .xlsx attachment")
-    return Order(mail.message_id, mail.customer, price_lines(raw_lines, catalogue))
+    return Order(key or mail.message_id, mail.customer, price_lines(raw_lines, catalogue, limits))
 
 
-def price_lines(raw_lines: list[RawLine], catalogue: Catalogue) -> tuple[OrderLine, ...]:
+def price_lines(raw_lines: list[RawLine], catalogue: Catalogue, limits: Limits | None = None) -> tuple[OrderLine, ...]:
     """Validated, priced lines; the same SKU on several lines is summed into one."""
+    limits = limits or Limits()
     quantities: dict[str, int] = {}
     for raw in raw_lines:
         if catalogue.get(raw.sku) is None:
-            raise RejectedOrder(f"{raw.where}: unknown SKU {raw.sku!r}")
-        quantities[raw.sku] = quantities.get(raw.sku, 0) + parse_quantity(raw)
+            raise RejectedOrder(f"{raw.where}: unknown SKU {_show(raw.sku)}")
+        total = quantities[raw.sku] = quantities.get(raw.sku, 0) + parse_quantity(raw, limits)
+        if total > limits.max_quantity:
+            raise RejectedOrder(f"{raw.where}: SKU {raw.sku!r} adds up to {total:,}, above the limit of "
+                                f"{limits.max_quantity:,} (max_quantity)")
     return tuple(OrderLine(sku, qty, catalogue.get(sku).unit_price) for sku, qty in quantities.items())
 
 
-def parse_quantity(raw: RawLine) -> int:
-    """A positive whole quantity, or RejectedOrder naming the line."""
+def parse_quantity(raw: RawLine, limits: Limits | None = None) -> int:
+    """A positive whole quantity within `max_quantity`, or RejectedOrder naming the line.
+
+    Text may group digits (`1,000`, `1.000` where the file's locale says so, `1 000`) and carry
+    zero decimals (`3.0`, `3,00`); what could be read either way (`1.000` in a file of unknown
+    locale) is rejected rather than guessed.
+    """
+    limits = limits or Limits()
     value = raw.quantity
     if isinstance(value, bool):
         value = None
     if isinstance(value, float) and value.is_integer():
         value = int(value)  # spreadsheets store 3 as 3.0
     if isinstance(value, str):
-        value = int(value) if value.lstrip("+-").isdigit() else value
+        value = _whole_number(raw, value, limits)
     if not isinstance(value, int):
         raise RejectedOrder(f"{raw.where}: quantity {_show(raw.quantity)} is not a whole number")
     if value <= 0:
         raise RejectedOrder(f"{raw.where}: quantity {value} must be positive")
+    if value > limits.max_quantity:
+        raise RejectedOrder(f"{raw.where}: quantity {_show(value)} is above the limit of "
+                            f"{limits.max_quantity:,} (max_quantity)")
     return value
 
 
-def _decode_words(value: str) -> str:
-    """A header value with RFC 2047 encoded words (=?utf-8?...?=) decoded."""
-    return str(email.header.make_header(email.header.decode_header(value)))
+def _whole_number(raw: RawLine, text: str, limits: Limits) -> int | str:
+    """The integer a quantity's text stands for, or the text itself when it is not a whole number."""
+    sign, digits = (text[0], text[1:]) if text.startswith(("+", "-")) else ("", text)
+    for space in GROUP_SPACES:
+        if _grouped(digits, space):
+            digits = digits.replace(space, "")
+    commas, dots = digits.count(","), digits.count(".")
+    if commas and dots:
+        point = "," if digits.rfind(",") > digits.rfind(".") else "."
+        group = "." if point == "," else ","
+        whole, _, fraction = digits.rpartition(point)
+        if not _grouped(whole, group):
+            return text
+        digits = f"{whole.replace(group, '')}.{fraction}"
+    elif commas + dots > 1:
+        separator = "," if commas else "."
+        if not _grouped(digits, separator):
+            return text
+        digits = digits.replace(separator, "")
+    elif commas + dots == 1:
+        separator = "," if commas else "."
+        whole, _, fraction = digits.partition(separator)
+        if len(fraction) == 3 and re.fullmatch(r"[1-9]\d{0,2}", whole):
+            # 1,000 or 1.000: a thousands separator or a decimal point with three decimals.
+            if raw.thousands != separator:
+                raise RejectedOrder(f"{raw.where}: quantity {text!r} is ambiguous ({whole} or {whole}{fraction}); "
+                                    "write it without a thousands separator")
+            digits = whole + fraction
+        else:
+            digits = f"{whole}.{fraction}"
+    if not re.fullmatch(r"\d+(\.\d*)?|\.\d+", digits, re.ASCII):
+        return text
+    if len(digits.split(".")[0].lstrip("0")) > len(str(limits.max_quantity)):
+        # Far beyond the limit: not worth converting (Python refuses ints of over 4,300 digits anyway).
+        raise RejectedOrder(f"{raw.where}: quantity {_show(text)} is above the limit of "
+                            f"{limits.max_quantity:,} (max_quantity)")
+    number = Decimal(digits)
+    return int(f"{sign}{number:f}".split(".")[0]) if number == number.to_integral_value() else text
+
+
+def _grouped(digits: str, separator: str) -> bool:
+    """Whether `digits` is 1 to 3 digits then groups of 3, separated by `separator` (at least once)."""
+    return separator in digits and bool(re.fullmatch(rf"\d{{1,3}}(?:{re.escape(separator)}\d{{3}})+", digits, re.ASCII))
 
 
 def _show(value: Any) -> str:
-    return "(empty)" if value in (None, "") else repr(value)
+    if value in (None, ""):
+        return "(empty)"
+    shown = repr(value) if isinstance(value, str) else f"{value:,}" if isinstance(value, int) else repr(value)
+    return shown if len(shown) <= SHOWN else shown[:SHOWN] + "..."

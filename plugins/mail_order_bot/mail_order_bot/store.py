@@ -11,7 +11,8 @@ from pathlib import Path
 
 from mail_order_bot.orders import Order
 
-SCHEMA = """
+# The schema as first released (version 0): databases made then have these tables and no user_version.
+BASE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS orders (
     id INTEGER PRIMARY KEY,
     message_id TEXT NOT NULL UNIQUE,
@@ -32,6 +33,31 @@ CREATE TABLE IF NOT EXISTS rejections (
     created_at REAL NOT NULL
 );
 """
+# Each entry moves the schema up one version (PRAGMA user_version); never edit one once released.
+MIGRATIONS = (
+    # 1: the content digest that tells a redelivery from another mail reusing a Message-ID (NULL for
+    # rows stored before it), and the mail parked while its task is dead-lettered.
+    """
+    ALTER TABLE orders ADD COLUMN digest TEXT;
+    ALTER TABLE rejections ADD COLUMN digest TEXT;
+    CREATE TABLE parked (
+        mailbox TEXT NOT NULL,
+        mail_key TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        parked_at REAL NOT NULL,
+        PRIMARY KEY (mailbox, mail_key)
+    );
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of a Message-ID: 'stored' or 'rejected', and the digest of the mail it came from."""
+
+    kind: str
+    digest: str | None
 
 
 @dataclass(frozen=True)
@@ -55,17 +81,36 @@ class OrderStore:
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as conn:
-            conn.executescript(SCHEMA)
+        self._migrate(self._connect())
 
-    def save_order(self, order: Order) -> bool:
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        """Bring the schema to SCHEMA_VERSION, one versioned step at a time, each in its own transaction."""
+        conn.executescript(BASE_SCHEMA)
+        while (version := conn.execute("PRAGMA user_version").fetchone()[0]) < SCHEMA_VERSION:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                # Read again under the write lock: another process may have migrated meanwhile.
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                if version < SCHEMA_VERSION:
+                    for statement in filter(str.strip, MIGRATIONS[version].split(";")):
+                        conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version = {version + 1}")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        if version > SCHEMA_VERSION:
+            raise sqlite3.DatabaseError(f"{self.path}: schema version {version} is newer than this bot's "
+                                        f"({SCHEMA_VERSION}); upgrade mail-order-bot-plugin")
+
+    def save_order(self, order: Order, digest: str | None = None) -> bool:
         """Store the order and its lines in one transaction; False when its Message-ID was already stored."""
         conn = self._connect()
         with conn:
             conn.execute("BEGIN IMMEDIATE")
             cursor = conn.execute(
-                "INSERT OR IGNORE INTO orders(message_id, customer, total, created_at) VALUES (?, ?, ?, ?)",
-                (order.message_id, order.customer, str(order.total), time.time()),
+                "INSERT OR IGNORE INTO orders(message_id, customer, total, created_at, digest) VALUES (?, ?, ?, ?, ?)",
+                (order.message_id, order.customer, str(order.total), time.time(), digest),
             )
             if cursor.rowcount == 0:
                 return False
@@ -75,24 +120,46 @@ class OrderStore:
             )
         return True
 
-    def record_rejection(self, message_id: str, reason: str) -> bool:
+    def record_rejection(self, message_id: str, reason: str, digest: str | None = None) -> bool:
         """Record why a message was rejected; False when it was already recorded."""
         conn = self._connect()
         with conn:
             cursor = conn.execute(
-                "INSERT OR IGNORE INTO rejections(message_id, reason, created_at) VALUES (?, ?, ?)",
-                (message_id, reason, time.time()),
+                "INSERT OR IGNORE INTO rejections(message_id, reason, created_at, digest) VALUES (?, ?, ?, ?)",
+                (message_id, reason, time.time(), digest),
             )
         return cursor.rowcount > 0
 
-    def outcome(self, message_id: str) -> str | None:
-        """'stored' or 'rejected' when this Message-ID was already handled, else None."""
+    def outcome(self, message_id: str) -> Outcome | None:
+        """What became of this Message-ID (stored or rejected, with the digest), or None when it is new."""
         conn = self._connect()
-        if conn.execute("SELECT 1 FROM orders WHERE message_id = ?", (message_id,)).fetchone():
-            return "stored"
-        if conn.execute("SELECT 1 FROM rejections WHERE message_id = ?", (message_id,)).fetchone():
-            return "rejected"
+        row = conn.execute("SELECT digest FROM orders WHERE message_id = ?", (message_id,)).fetchone()
+        if row:
+            return Outcome("stored", row[0])
+        row = conn.execute("SELECT digest FROM rejections WHERE message_id = ?", (message_id,)).fetchone()
+        if row:
+            return Outcome("rejected", row[0])
         return None
+
+    def park(self, mailbox: str, key: str, reason: str) -> None:
+        """Keep a mail out of discovery while its task is dead (or on its last attempt)."""
+        with self._connect() as conn:
+            conn.execute("INSERT OR REPLACE INTO parked(mailbox, mail_key, reason, parked_at) VALUES (?, ?, ?, ?)",
+                         (mailbox, key, reason, time.time()))
+
+    def unpark(self, mailbox: str, key: str | None = None) -> int:
+        """Let discovery see the mail again (every mail of the mailbox when `key` is None); how many were parked."""
+        with self._connect() as conn:
+            if key is None:
+                cursor = conn.execute("DELETE FROM parked WHERE mailbox = ?", (mailbox,))
+            else:
+                cursor = conn.execute("DELETE FROM parked WHERE mailbox = ? AND mail_key = ?", (mailbox, key))
+        return cursor.rowcount
+
+    def parked(self, mailbox: str) -> dict[str, str]:
+        """Reasons by key of the mails parked in this mailbox."""
+        rows = self._connect().execute("SELECT mail_key, reason FROM parked WHERE mailbox = ?", (mailbox,))
+        return dict(rows.fetchall())
 
     def orders(self) -> list[StoredOrder]:
         """Every stored order with its lines, oldest first."""

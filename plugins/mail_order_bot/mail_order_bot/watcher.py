@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from mail_order_bot.mailboxes import MailboxAuthError, MailboxClient, MailboxError
 
@@ -16,19 +16,22 @@ class MailWatcher:
     """Polls (or IMAP-IDLEs on) a mailbox and calls `publish(key)` for each unseen message not in flight.
 
     Keys stay in flight until `done(key)` is called, so a message is queued once however often it
-    is seen unseen. After every (re)connect and every IDLE wake-up the whole folder is polled, so
+    is seen unseen. A parked key (its task dead-lettered: `park(key)`, or listed by `parked()`, the
+    store's record shared by every process) is not queued again until `done(key)`. After every
+    (re)connect and every IDLE wake-up the whole folder is polled, so
     nothing that arrived while disconnected stays unseen.
     """
 
     def __init__(self, client_factory: Callable[[], MailboxClient], publish: Callable[[str], None], *,
                  poll_interval: float, retry_delay: Callable[[int], float], idle: bool = False,
-                 idle_timeout: float = 290.0) -> None:
+                 idle_timeout: float = 290.0, parked: Callable[[], Collection[str]] = frozenset) -> None:
         self.client_factory = client_factory
         self.publish = publish
         self.poll_interval = poll_interval
         self.retry_delay = retry_delay
         self.idle = idle
         self.idle_timeout = idle_timeout
+        self.parked = parked
         self.connected = False
         self.error: str | None = None
         self.last_check: float | None = None
@@ -38,6 +41,7 @@ class MailWatcher:
         self.failures = 0
         self._in_flight: set[str] = set()
         self._finished: set[str] = set()
+        self._parked: set[str] = set()
         self._lock = threading.Lock()
 
     @property
@@ -54,7 +58,14 @@ class MailWatcher:
         """Forget `key`: a later poll that still finds it unseen queues it again."""
         with self._lock:
             self._in_flight.discard(key)
+            self._parked.discard(key)
             self._finished.add(key)
+
+    def park(self, key: str) -> None:
+        """Keep `key` out of discovery until `done(key)`: its task is dead, a requeue may bring it back."""
+        with self._lock:
+            self._in_flight.discard(key)
+            self._parked.add(key)
 
     def run(self, stop: threading.Event) -> None:
         """Loop until `stop` is set; mailbox errors are logged once per new error and retried with backoff."""
@@ -89,10 +100,12 @@ class MailWatcher:
         with self._lock:
             # Only keys finished while this poll lists the folder matter (see below).
             self._finished.clear()
-        for key in client.unseen():
+        unseen = client.unseen()
+        parked = self.parked()
+        for key in unseen:
             with self._lock:
                 # A key finished after the listing began was probably listed just before it was marked seen.
-                if key in self._in_flight or key in self._finished:
+                if key in self._in_flight or key in self._finished or key in self._parked or key in parked:
                     continue
                 self._in_flight.add(key)
             try:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import io
+import re
+import struct
+import zipfile
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -50,3 +54,40 @@ def order_mail(lines: list[tuple[str, object]] | None = None, *, kind: str = "cs
     for name, content in more:
         msg.add_attachment(content, maintype="application", subtype="octet-stream", filename=name)
     return bytes(msg)
+
+
+def xlsx_rewritten(content: bytes, sheet: Callable[[bytes], bytes]) -> bytes:
+    """The workbook with its first sheet's XML passed through `sheet`."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(content)) as source, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            data = source.read(info)
+            target.writestr(info.filename, sheet(data) if info.filename == "xl/worksheets/sheet1.xml" else data)
+    return out.getvalue()
+
+
+def stale_dimension(lines: list[tuple[str, object]], ref: str = "A1:B2") -> bytes:
+    """A workbook holding `lines` whose sheet declares the dimension `ref` (as a stale writer leaves it)."""
+    declared = f'<dimension ref="{ref}"'.encode()
+    return xlsx_rewritten(xlsx_bytes(lines), lambda xml: re.sub(rb'<dimension ref="[^"]*"', declared, xml))
+
+
+def xlsx_bomb(unpacked: int, lie: bool = False) -> bytes:
+    """A valid order workbook whose sheet unpacks to about `unpacked` bytes of padding.
+
+    With `lie`, the zip's headers declare the sheet a few hundred bytes long, as a crafted bomb would.
+    """
+    plain = zipfile.ZipFile(io.BytesIO(xlsx_bytes([("WID-001", 1)]))).read("xl/worksheets/sheet1.xml")
+    content = xlsx_rewritten(xlsx_bytes([("WID-001", 1)]), lambda xml: xml + b" " * unpacked)
+    if not lie:
+        return content
+    declared = struct.pack("<I", len(plain))
+    real = struct.pack("<I", len(plain) + unpacked)
+    # The uncompressed size sits at offset 22 of the local header and 24 of the central directory entry.
+    for signature, offset in ((b"PK\x03\x04", 22), (b"PK\x01\x02", 24)):
+        at = content.find(signature)
+        while at != -1:
+            if content[at + offset:at + offset + 4] == real:
+                content = content[:at + offset] + declared + content[at + offset + 4:]
+            at = content.find(signature, at + 4)
+    return content

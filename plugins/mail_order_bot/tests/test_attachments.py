@@ -41,7 +41,7 @@ def test_xlsx_lines_are_read_from_the_first_sheet():
     ("order.csv", b"item,count\r\nA,1\r\n", "must name 'sku' and 'quantity'"),
     ("order.csv", b"sku,quantity\r\n", "no order lines"),
     ("order.csv", b"sku,quantity\r\n,3\r\n", "order.csv row 2: no SKU"),
-    ("order.csv", b"sku,quantity\r\n\xff\xfe,1\r\n", "not UTF-8"),
+    ("order.csv", b"sku,quantity\r\nA\x00,1\r\n", "holds NUL bytes"),
     ("order.xlsx", b"this is not a zip file", "not a readable .xlsx workbook"),
 ])
 def test_unreadable_attachments_raise_a_clear_error(filename, content, message):

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
 from conftest import PASSWORD, wait_until
 from mailkit import order_mail
 
+from mail_order_bot.config import BotConfig
 from mail_order_bot.imap import ImapMailbox
-from mail_order_bot.mailboxes import ImapSettings, MailboxAuthError
+from mail_order_bot.mailboxes import MailboxAuthError
 from mail_order_bot.store import OrderStore
 
 
@@ -113,7 +115,9 @@ def test_a_wrong_password_is_reported_clearly_without_the_password(run_bot, fold
 
 def test_a_refused_login_raises_an_auth_error(dovecot):
     # Given IMAP settings with a wrong password
-    client = ImapMailbox(ImapSettings("127.0.0.1", dovecot.port, ssl=False, user="orders", password="wrong"))
+    imap = replace(BotConfig.from_settings().imap, host="127.0.0.1", port=dovecot.port, ssl=False, user="orders",
+                   password="wrong")
+    client = ImapMailbox(imap)
     # When connecting, Then the error is an auth error naming the user, not the password
     with pytest.raises(MailboxAuthError) as error:
         client.connect()
@@ -188,3 +192,52 @@ def test_stopping_while_idling_does_not_wait_for_the_idle_timeout(run_bot, folde
     # Then the discovery thread has already ended, logged out
     assert source.join(timeout=0)
     assert source.status().state == "stopped"
+
+
+def test_an_oversized_mail_is_rejected_from_its_size_without_fetching_the_body(run_bot, folder, tmp_path):
+    # Given a bot limited to 300 KB mails, and a 450 KB mail in the folder
+    runtime = run_bot(source="imap", imap=folder.settings(), max_mail_bytes=300_000)
+    bot = runtime.services["mail_order_bot"]
+    reads = []
+    client = bot.mailboxes.get
+    bot.processor.mailbox = lambda: _spy(client(), reads)
+    folder.append(order_mail(message_id="<huge@x>", subject="huge",
+                             attachment=b"sku,quantity\r\n" + b"WID-001,1\r\n" * 30_000))
+    store = OrderStore(tmp_path / "orders.sqlite")
+    # When it is processed
+    wait_until(lambda: store.rejections() and folder.count(folder.rejects) == 1, message="the rejection")
+    # Then the server's RFC822.SIZE decided it, only the headers were fetched, and it moved to rejects
+    reason = store.rejections()["<huge@x>"]
+    assert reason.startswith("the mail is ") and reason.endswith("above the limit of 300,000 (max_mail_bytes)")
+    assert reads == [(0, 256 * 1024)]
+    assert folder.subjects(folder.rejects) == ["huge"]
+
+
+def test_a_mail_larger_than_one_fetch_is_read_in_pieces(run_bot, folder, tmp_path):
+    # Given an order mail of about 3 MB (a long note column), more than one partial fetch
+    note = "x" * 100
+    rows = "".join(f"WID-001,1,{note}\r\n" for _ in range(25_000))
+    # When the bot reads it with room for it
+    runtime = run_bot(source="imap", imap=folder.settings(), max_rows=30_000)
+    bot = runtime.services["mail_order_bot"]
+    reads = []
+    client = bot.mailboxes.get
+    bot.processor.mailbox = lambda: _spy(client(), reads)
+    folder.append(order_mail(message_id="<long@x>", attachment=f"sku,quantity,note\r\n{rows}".encode()))
+    store = OrderStore(tmp_path / "orders.sqlite")
+    # Then the pieces, fetched one megabyte at a time, make the whole order (every row counted)
+    wait_until(lambda: store.orders(), message="the order")
+    assert store.orders()[0].lines[0][:2] == ("WID-001", 25_000)
+    assert len(reads) >= 3 and all(length <= 1 << 20 for _offset, length in reads)
+
+
+def _spy(client, reads):
+    """The client, recording the (offset, length) of every partial fetch."""
+    read = client.read
+
+    def recorded(key, offset, length):
+        reads.append((offset, length))
+        return read(key, offset, length)
+
+    client.read = recorded
+    return client

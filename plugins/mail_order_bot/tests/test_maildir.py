@@ -26,7 +26,8 @@ def test_maildir_lists_new_and_unflagged_mail_and_marks_seen(tmp_path):
     assert maildir.unseen() == []
     assert [p.name for p in (tmp_path / "mail" / "cur").iterdir()] == [f"{first}:2,S"]
     assert [p.name for p in (tmp_path / "mail" / ".Rejected" / "cur").iterdir()] == [f"{second}:2,S"]
-    assert maildir.fetch(first) == b"Subject: 1\r\n\r\n1"
+    assert maildir.size(first) == 15 and maildir.read(first, 0, 100) == b"Subject: 1\r\n\r\n1"
+    assert b"".join(maildir.chunks(first, 15, chunk=4)) == b"Subject: 1\r\n\r\n1"
     # And marking an already moved message again is harmless
     maildir.mark_seen(first)
     maildir.reject(second)

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import email
 from decimal import Decimal
+from email import encoders
+from email.message import EmailMessage
+from email.mime.application import MIMEApplication
 
 import pytest
 from mailkit import csv_bytes, order_mail
 
 from mail_order_bot.catalogue import CatalogueError, load_catalogue, parse_catalogue
-from mail_order_bot.orders import RejectedOrder, build_order, read_mail
+from mail_order_bot.limits import Limits
+from mail_order_bot.mail import read_mail
+from mail_order_bot.orders import RejectedOrder, build_order
 from mail_order_bot.samples import sample_mails
 
 
@@ -17,9 +23,14 @@ def catalogue():
     return load_catalogue()
 
 
+def read(raw: bytes, limits: Limits | None = None):
+    """The mail, read in small pieces as a mailbox hands it over."""
+    return read_mail((raw[i:i + 100] for i in range(0, len(raw), 100)), limits or Limits())
+
+
 def test_a_csv_order_is_priced_from_the_catalogue(catalogue):
     # Given a mail ordering 10 small widgets (2.50) and 2 gadgets (12.00)
-    mail = read_mail(order_mail([("WID-001", 10), ("GAD-100", 2)], message_id="<o1@acme.example>"))
+    mail = read(order_mail([("WID-001", 10), ("GAD-100", 2)], message_id="<o1@acme.example>"))
     # When it is turned into an order
     order = build_order(mail, catalogue)
     # Then each line is priced and the total is exact
@@ -32,7 +43,7 @@ def test_a_csv_order_is_priced_from_the_catalogue(catalogue):
 
 def test_an_xlsx_order_accepts_whole_float_quantities(catalogue):
     # Given a spreadsheet whose quantity cells are stored as floats
-    mail = read_mail(order_mail([("LAMP-01", 3.0)], kind="xlsx"))
+    mail = read(order_mail([("LAMP-01", 3.0)], kind="xlsx"))
     # When it is turned into an order, Then 3.0 counts as 3
     assert build_order(mail, catalogue).total == Decimal("117.00")
 
@@ -41,7 +52,7 @@ def test_repeated_skus_across_attachments_are_summed(catalogue):
     # Given a mail with two CSV attachments ordering the same SKU, and a picture
     raw = order_mail([("WID-001", 1)], more=(("more.csv", csv_bytes([("WID-001", 2)])), ("logo.png", b"\x89PNG")))
     # When it is turned into an order, Then there is one line for the SKU
-    order = build_order(read_mail(raw), catalogue)
+    order = build_order(read(raw), catalogue)
     assert [(line.sku, line.quantity) for line in order.lines] == [("WID-001", 3)]
 
 
@@ -58,7 +69,7 @@ def test_repeated_skus_across_attachments_are_summed(catalogue):
 ])
 def test_orders_that_can_never_succeed_are_rejected_with_a_reason(catalogue, raw, reason):
     # Given a mail that cannot become an order
-    mail = read_mail(raw)
+    mail = read(raw)
     # When it is turned into an order
     with pytest.raises(RejectedOrder) as rejected:
         build_order(mail, catalogue)
@@ -74,15 +85,15 @@ def test_a_non_ascii_attachment_name_is_decoded(catalogue, encoded):
         raw = raw.replace(b"filename*=utf-8''Bestellung-M%C3%A4rz.csv",
                           b'filename="=?utf-8?q?Bestellung-M=C3=A4rz.csv?="')
     # When it is turned into an order, Then the attachment is recognised
-    assert build_order(read_mail(raw), catalogue).total == Decimal("5.00")
+    assert build_order(read(raw), catalogue).total == Decimal("5.00")
 
 
 def test_a_mail_without_message_id_gets_a_stable_one():
     # Given the same bytes without a Message-ID, twice
     raw = b"From: a@b.example\r\nSubject: x\r\n\r\nhello\r\n"
     # When they are read, Then both get the same derived id
-    assert read_mail(raw).message_id == read_mail(raw).message_id
-    assert read_mail(raw).message_id.startswith("<sha256-")
+    assert read(raw).message_id == read(raw).message_id
+    assert read(raw).message_id.startswith("<sha256-")
 
 
 def test_the_shipped_samples_hold_three_orders_and_three_rejects(catalogue):
@@ -90,7 +101,7 @@ def test_the_shipped_samples_hold_three_orders_and_three_rejects(catalogue):
     outcomes = []
     for _name, raw in sample_mails():
         try:
-            build_order(read_mail(raw), catalogue)
+            build_order(read(raw), catalogue)
             outcomes.append("order")
         except RejectedOrder:
             outcomes.append("rejected")
@@ -121,3 +132,30 @@ def test_a_missing_catalogue_file_is_reported(tmp_path):
     # Given a path that does not exist, When it is loaded, Then the error names it
     with pytest.raises(CatalogueError, match="nope.csv"):
         load_catalogue(tmp_path / "nope.csv")
+
+
+def test_order_files_are_found_in_nested_parts_in_any_transfer_encoding(catalogue):
+    # Given a forwarded mail (message/rfc822) carrying a base64 CSV, beside a quoted-printable and an 8bit one
+    inner = order_mail([("WID-001", 1)], message_id="<inner@x>")
+    outer = EmailMessage()
+    outer["From"], outer["Message-ID"], outer["Subject"] = "bob@globex.example", "<outer@x>", "Fwd: order"
+    outer.set_content("see the forwarded order\n")
+    outer.add_attachment(email.message_from_bytes(inner))
+    qp = MIMEApplication(b"sku,quantity\r\nGAD-100,2\r\n", "csv", _encoder=encoders.encode_quopri)
+    qp.add_header("Content-Disposition", "attachment", filename="qp.csv")
+    outer.attach(qp)
+    raw = bytes(outer)
+    eight = (b"Content-Type: text/csv\r\nContent-Transfer-Encoding: 8bit\r\n"
+             b'Content-Disposition: attachment; filename="8bit.csv"\r\n\r\nsku,quantity\r\nLAMP-01,3\r\n')
+    boundary = outer.get_boundary().encode()
+    raw = raw.replace(b"--" + boundary + b"--", b"--" + boundary + b"\r\n" + eight + b"\r\n--" + boundary + b"--")
+    # When it is read in small pieces, Then all three attachments make the order
+    order = build_order(read(raw), catalogue)
+    assert {(line.sku, line.quantity) for line in order.lines} == {("WID-001", 1), ("GAD-100", 2), ("LAMP-01", 3)}
+
+
+def test_an_attachment_beyond_the_limit_is_measured_not_kept(catalogue):
+    raw = order_mail(attachment=b"sku,quantity\r\n" + b"WID-001,1\r\n" * 1000)
+    mail = read(raw, Limits(max_attachment_bytes=5_000))
+    assert mail.files[0].content == b""
+    assert mail.files[0].problem == "order.csv is 11,014 bytes, above the limit of 5,000 (max_attachment_bytes)"

@@ -1,0 +1,84 @@
+"""When a schedule's slots fall: every N seconds (aligned to the epoch) or a cron expression in a timezone."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+ONE_MICROSECOND = timedelta(microseconds=1)
+
+
+@dataclass(frozen=True)
+class Timing:
+    """The slots of one schedule. Exactly one of `every` (seconds) and `cron` is set.
+
+    `every` slots are multiples of the interval since the Unix epoch, so every instance of a
+    fleet computes the same slots whenever it started. Cron slots come from croniter, in
+    `timezone` (five fields, or six with seconds last).
+    """
+
+    every: float | None
+    cron: str | None
+    timezone: str = "UTC"
+
+    def __post_init__(self) -> None:
+        if (self.every is None) == (self.cron is None):
+            raise ValueError("give exactly one of every (seconds) or cron")
+        if self.every is not None:
+            if isinstance(self.every, bool) or not isinstance(self.every, (int, float)) \
+                    or not math.isfinite(self.every) or self.every < 0.001:
+                raise ValueError(f"every must be a number of seconds of at least 0.001, not {self.every!r}")
+        else:
+            from croniter import croniter
+
+            if not isinstance(self.cron, str) or not croniter.is_valid(self.cron):
+                raise ValueError(f"cron {self.cron!r} is not a valid cron expression")
+        try:
+            ZoneInfo(str(self.timezone))
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"timezone {self.timezone!r} is not a known IANA timezone (e.g. 'Europe/Berlin')") \
+                from None
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The timezone slots are computed and reported in."""
+        return ZoneInfo(self.timezone)
+
+    def next_after(self, moment: datetime) -> datetime:
+        """The first slot strictly after `moment` (an aware datetime)."""
+        if self.every is not None:
+            period = self._period_ms()
+            return self._at((_ms(moment) // period + 1) * period)
+        return self._croniter(moment).get_next(datetime)
+
+    def latest_at_or_before(self, moment: datetime) -> datetime:
+        """The last slot at or before `moment`."""
+        if self.every is not None:
+            period = self._period_ms()
+            return self._at(_ms(moment) // period * period)
+        return self._croniter(moment + ONE_MICROSECOND).get_prev(datetime)
+
+    def period_after(self, slot: datetime) -> float:
+        """Seconds from `slot` to the next one."""
+        return (self.next_after(slot) - slot).total_seconds()
+
+    def describe(self) -> dict[str, object]:
+        """`every`, `cron` and `timezone`, as `/schedules` shows them."""
+        return {"every": self.every, "cron": self.cron, "timezone": self.timezone}
+
+    def _period_ms(self) -> int:
+        return max(1, round(float(self.every or 0) * 1000))
+
+    def _at(self, ms: int) -> datetime:
+        return datetime.fromtimestamp(ms / 1000, self.zone)
+
+    def _croniter(self, moment: datetime):  # noqa: ANN202 - croniter has no type hints
+        from croniter import croniter
+
+        return croniter(self.cron, moment.astimezone(self.zone))
+
+
+def _ms(moment: datetime) -> int:
+    return math.floor(moment.timestamp() * 1000)
