@@ -67,8 +67,8 @@ class LoginThrottle:
     @classmethod
     def from_settings(cls, settings: Any) -> LoginThrottle:
         """`platform.admin.login_attempts` and `platform.admin.login_window`."""
-        return cls(int(settings.get("platform.admin.login_attempts", cls.attempts)),
-                   float(settings.get("platform.admin.login_window", cls.window)))
+        return cls(int(settings.get("platform.admin.login_attempts", 5)),
+                   float(settings.get("platform.admin.login_window", 900.0)))
 
 
 _COLUMNS = "id, name, role, password_hash, created_at, updated_at"
