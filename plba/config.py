@@ -31,6 +31,7 @@ from plba.config_checks import (
 )
 from plba.errors import ConfigError
 from plba.masking import MASK, is_secret_name, mask_secrets
+from plba.queue.factory import backend_of, backend_problem
 
 __all__ = ["MASK", "ConfigurationManager", "changed_keys", "display_path", "flatten", "settings_dict"]
 
@@ -38,7 +39,7 @@ logger = logging.getLogger("plba.config")
 
 ENV_PREFIX = "PLBA_"
 # Variables that steer the CLI, not settings.
-RESERVED_ENV = {"PLBA_LOAD_PLUGINS"}
+RESERVED_ENV = {"PLBA_LOAD_PLUGINS", "PLBA_TOKEN"}
 DEFAULT_FILES = ("settings.toml", "settings.local.toml", ".secrets.toml")
 SECRETS_FILE = ".secrets.toml"
 SUPPORTED_SUFFIXES = (".toml", ".yaml", ".yml", ".json")
@@ -215,11 +216,12 @@ def _check(layers: _Layers, strict: bool, plugins: Iterable[str]) -> list[str]:
         raise ConfigError(problems)
     settings.validators.register(*schema.validators())
     for name, table in queues.items():
-        settings.validators.register(*schema.queue_validators(name, str(table.get("backend", "memory")).lower()))
+        settings.validators.register(*schema.queue_validators(name, backend_of(table)))
     try:
         settings.validators.validate_all()
     except ValidationError as exc:
         problems.extend(describe_failure(validator, message, value_of, origin_of) for validator, message in exc.details)
+    problems.extend(filter(None, (backend_problem(name, table) for name, table in queues.items())))
     problems.extend(_redis_url_problems(queues, origin_of))
     if settings.get("platform.control.enabled") is True and not any("platform.control.host" in p for p in problems):
         problems.extend(filter(None, [host_problem(settings.get("platform.control.host"),
@@ -234,7 +236,7 @@ def _check(layers: _Layers, strict: bool, plugins: Iterable[str]) -> list[str]:
 def _redis_url_problems(queues: Mapping[str, Any], origin_of: Callable[[str], str | None]) -> list[str]:
     problems = []
     for name, table in queues.items():
-        if str(table.get("backend", "memory")).lower() != "redis":
+        if backend_of(table) != "redis":
             continue
         table_key = f"{schema.QUEUE_PREFIX}.{name}"
         key, url = f"{table_key}.url", table.get("url")

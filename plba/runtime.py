@@ -63,12 +63,12 @@ class RuntimeManager:
         self._force_requested = threading.Event()
         self._stop_timeout: float | None = None
         self._atexit_registered = False
-        self._database: Database | None = None
-        self._database_lock = threading.Lock()
         self._actions: Actions | None = None
         self._actions_lock = threading.Lock()
         # Called on each start once the control plane listens and before any worker starts (the banner).
         self.announce: Callable[[RuntimeManager], None] | None = None
+        self._database: Database | None = None
+        self._database_lock = threading.Lock()
 
     # -- building --------------------------------------------------------------------------
 
@@ -319,10 +319,10 @@ class RuntimeManager:
             _close_queues(self.registry)
         if self._actions is not None:
             self._actions.state.close()
-        if self._database is not None:
-            self._database.close()
         if self.cluster is not None:
             self.cluster.close()
+        if self._database is not None:
+            self._database.close()
         self.traces.close()
 
     def __enter__(self) -> RuntimeManager:

@@ -55,10 +55,6 @@ def _upper(value: Any) -> Any:
     return value.upper() if isinstance(value, str) else value
 
 
-def _lower(value: Any) -> Any:
-    return value.lower() if isinstance(value, str) else value
-
-
 PLATFORM_SETTINGS: tuple[Setting, ...] = (
     Setting("platform.shutdown_timeout", 30.0, "number",
             "seconds: one budget for the whole graceful stop, then the rest is forced",
@@ -71,9 +67,11 @@ PLATFORM_SETTINGS: tuple[Setting, ...] = (
     Setting("platform.control.port", 8080, "integer", "listen port; `0` picks a free one and logs it",
             {"gte": 0, "lte": 65535}),
     Setting("platform.control.token", NO_DEFAULT, "string",
-            "bearer token for `POST /actions/*` (keep it in `.secrets.toml`); actions answer 403 without one",
+            "service bearer token (role admin; keep it in `.secrets.toml`); before any user exists, actions answer 403 "
+            "without one",
             {"len_min": 1}),
-    Setting("platform.control.protect_reads", False, "boolean", "require the token for the GET endpoints too"),
+    Setting("platform.control.protect_reads", False, "boolean",
+            "require a credential for the GET endpoints too (`/metrics` included)"),
     Setting("platform.control.stuck_after", 300.0, "number",
             "seconds a worker may hold one task before liveness fails", {"gt": 0}),
     Setting("platform.control.threads", 4, "integer", "threads answering control-plane requests", {"gte": 1}),
@@ -103,8 +101,12 @@ PLATFORM_SETTINGS: tuple[Setting, ...] = (
             "seconds between heartbeats; an instance silent for three intervals leaves `GET /instances`",
             {"gt": 0, "lte": 3600}),
     Setting("platform.database", "var/plba.sqlite", "string",
-            "the platform database (audit log, users, tokens): a SQLite file path, created on first use",
-            {"len_min": 1}),
+            "the platform database (users, tokens, audit): a SQLite file, relative to the working directory, "
+            "created on first use", {"len_min": 1}),
+    Setting("platform.admin.login_attempts", 5, "integer",
+            "failed logins for one user within the window before logins are refused for the rest of it", {"gte": 1}),
+    Setting("platform.admin.login_window", 900.0, "number", "seconds over which failed logins are counted",
+            {"gt": 0}),
     Setting("platform.audit.max_events", 100_000, "integer",
             "audit events kept in the platform database; beyond it the oldest are pruned (`0`: no limit)",
             {"gte": 0}),
@@ -118,8 +120,7 @@ PLATFORM_SETTINGS: tuple[Setting, ...] = (
 # The keys of each `[platform.queues.<name>]` table: a template, as queue names are the user's.
 QUEUE_SETTINGS: tuple[Setting, ...] = (
     Setting("backend", "memory", "string",
-            "`memory`, `redis`, or a backend installed in the `plba.queues` entry-point group; an absent table "
-            "means memory"),
+            "`memory`, `redis`, or any backend in the `plba.queues` entry-point group; an absent table means memory"),
     Setting("max_attempts", 5, "integer", "deliveries before the task goes to the dead-letter queue with its error",
             {"gte": 1}),
     Setting("dead_max", 10_000, "integer",
@@ -181,15 +182,8 @@ def validators() -> list[Validator]:
 
 def queue_validators(name: str, backend: str) -> list[Validator]:
     """Validators of one `[platform.queues.<name>]` table, with the defaults of the keys its backend reads."""
-    from dynaconf import Validator
-
-    from plba.queue.factory import backends
-
     prefix = f"{QUEUE_PREFIX}.{name}."
-    validators = [setting.validator(prefix, with_default=setting.applies_to(backend)) for setting in QUEUE_SETTINGS]
-    # The backends are whatever is installed, so their names are read at validation time.
-    validators.append(Validator(f"{prefix}backend", cast=_lower, is_in=sorted(backends())))
-    return validators
+    return [setting.validator(prefix, with_default=setting.applies_to(backend)) for setting in QUEUE_SETTINGS]
 
 
 def known_keys() -> list[str]:

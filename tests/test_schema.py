@@ -22,10 +22,14 @@ def test_the_readme_settings_table_is_the_declaration() -> None:
     assert table.group(1) == schema.markdown_table(), f"regenerate the README table with: {GENERATE}"
 
 
+# Tables keyed by the user's names (queues, schedules), declared as templates of their keys.
+TEMPLATED = {schema.QUEUE_PREFIX, schema.SCHEDULE_PREFIX}
+
+
 def test_the_defaults_come_from_the_declaration() -> None:
     assert schema.default("platform.control.port") == PLATFORM_DEFAULTS["platform"]["control"]["port"] == 8080
     declared = {s.name for s in schema.PLATFORM_SETTINGS if s.default is not schema.NO_DEFAULT}
-    assert declared == {key for key in _flat(PLATFORM_DEFAULTS) if key != "platform.queues"}
+    assert declared == {key for key in _flat(PLATFORM_DEFAULTS) if key not in TEMPLATED}
 
 
 def _flat(tree: dict, prefix: str = "") -> set[str]:
@@ -50,7 +54,7 @@ def test_every_platform_key_the_code_reads_is_declared_with_the_same_fallback() 
     problems = []
     for path in sorted((REPO / "plba").rglob("*.py")):
         for key, fallback, line in _reads(path):
-            if not key.startswith(("platform.", "log.")):
+            if not key.startswith(("platform.", "log.")) or key in TEMPLATED:
                 continue
             where = f"{path.relative_to(REPO)}:{line}"
             # Then the key is declared, and a fallback the code gives is the declared default

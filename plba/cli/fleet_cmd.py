@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from plba.cli.common import ExitCode, fail, key_column, new_table, reported_errors, short_column, text_column
-from plba.cli.control_cmd import UrlOption, client_for
+from plba.cli.control_cmd import TokenOption, UrlOption, client_for
 from plba.cli.run_cmd import ConfigOption
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
@@ -51,10 +51,10 @@ def _table(title: str, columns: list[tuple[str, str]], rows: list[list[str]]) ->
     return table
 
 
-def _read(config: Any, url: str | None, path: str, key: str, as_json: bool) -> Any:
+def _read(config: Any, url: str | None, token: str | None, path: str, key: str, as_json: bool) -> Any:
     """GET `path` and return its `key`; with `as_json`, print it as JSON instead and return None."""
     with reported_errors():
-        client, _ = client_for(config, url)
+        client, _ = client_for(config, url, token)
         _, answer = client.get(path)
     data = answer.get(key) if isinstance(answer, dict) else None
     if as_json:
@@ -63,10 +63,11 @@ def _read(config: Any, url: str | None, path: str, key: str, as_json: bool) -> A
     return data
 
 
-def _act(config: Any, url: str | None, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+def _act(config: Any, url: str | None, token: str | None, path: str,
+         body: dict[str, Any] | None = None) -> dict[str, Any]:
     """POST `body` to the action at `path`; its JSON answer (errors are one line and exit 2)."""
     with reported_errors():
-        client, _ = client_for(config, url)
+        client, _ = client_for(config, url, token)
         _, answer = client.post(path, body)
     return answer if isinstance(answer, dict) else {}
 
@@ -75,9 +76,10 @@ def _act(config: Any, url: str | None, path: str, body: dict[str, Any] | None = 
 
 
 @queues_app.command("list")
-def queues_list(config: ConfigOption = None, url: UrlOption = None, as_json: JsonOption = False) -> None:
+def queues_list(config: ConfigOption = None, url: UrlOption = None, token: TokenOption = None,
+                as_json: JsonOption = False) -> None:
     """Every queue: backend, depth, in flight, delayed, dead, paused."""
-    queues = _read(config, url, "/queues", "queues", as_json)
+    queues = _read(config, url, token, "/queues", "queues", as_json)
     if queues is None:
         return
     rows = [_cells(name, stats["error"], "", "", "", "", "") if "error" in stats else
@@ -92,12 +94,12 @@ def queues_list(config: ConfigOption = None, url: UrlOption = None, as_json: Jso
 def queues_dead(
     queue: QueueArgument,
     config: ConfigOption = None,
-    url: UrlOption = None,
+    url: UrlOption = None, token: TokenOption = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="Dead tasks to show, oldest first.")] = 100,
     as_json: JsonOption = False,
 ) -> None:
     """The dead tasks of QUEUE, oldest first: id, name, attempts, error, time of death (payloads in --json)."""
-    tasks = _read(config, url, f"{_path('queues', queue, 'dead')}?limit={limit}", "tasks", as_json)
+    tasks = _read(config, url, token, f"{_path('queues', queue, 'dead')}?limit={limit}", "tasks", as_json)
     if tasks is None:
         return
     if not tasks:
@@ -115,12 +117,12 @@ def queues_requeue(
     ids: Annotated[list[str] | None, typer.Option("--id", help="A dead task's id (repeatable).")] = None,
     everything: Annotated[bool, typer.Option("--all", help="Move every dead task back.")] = False,
     config: ConfigOption = None,
-    url: UrlOption = None,
+    url: UrlOption = None, token: TokenOption = None,
 ) -> None:
     """Move dead tasks of QUEUE back to work, attempts reset: the --id ones, or --all."""
     if bool(ids) == everything:
         fail("give --id ID (repeatable) or --all, not both and not neither", ExitCode.USAGE)
-    answer = _act(config, url, _path("actions", "queues", queue, "requeue"),
+    answer = _act(config, url, token, _path("actions", "queues", queue, "requeue"),
                   {"all": True} if everything else {"ids": list(ids or [])})
     typer.echo(f"moved {answer.get('moved')} dead task(s) back to {queue}")
     if answer.get("unknown"):
@@ -134,37 +136,40 @@ def queues_purge(
     ready: Annotated[bool, typer.Option("--ready", help="Delete every task waiting to be consumed.")] = False,
     yes: Annotated[bool, typer.Option("--yes", help="Confirm: purged tasks are gone for good.")] = False,
     config: ConfigOption = None,
-    url: UrlOption = None,
+    url: UrlOption = None, token: TokenOption = None,
 ) -> None:
     """Delete every dead (--dead) or ready (--ready) task of QUEUE; needs --yes."""
     if dead == ready:
         fail("give --dead or --ready (one of them)", ExitCode.USAGE)
     if not yes:
         fail(f"purging deletes the {'dead' if dead else 'ready'} tasks of {queue} for good: add --yes", ExitCode.USAGE)
-    answer = _act(config, url, _path("actions", "queues", queue, "purge"), {"what": "dead" if dead else "ready"})
+    answer = _act(config, url, token, _path("actions", "queues", queue, "purge"), {"what": "dead" if dead else "ready"})
     typer.echo(f"removed {answer.get('removed')} task(s) from {queue}")
 
 
 @queues_app.command("pause")
-def queues_pause(queue: QueueArgument, config: ConfigOption = None, url: UrlOption = None) -> None:
+def queues_pause(queue: QueueArgument, config: ConfigOption = None, url: UrlOption = None,
+                 token: TokenOption = None) -> None:
     """Stop consumers in every instance from leasing from QUEUE."""
-    _act(config, url, _path("actions", "queues", queue, "pause"))
+    _act(config, url, token, _path("actions", "queues", queue, "pause"))
     typer.echo(f"{queue} paused")
 
 
 @queues_app.command("resume")
-def queues_resume(queue: QueueArgument, config: ConfigOption = None, url: UrlOption = None) -> None:
+def queues_resume(queue: QueueArgument, config: ConfigOption = None, url: UrlOption = None,
+                  token: TokenOption = None) -> None:
     """Let consumers in every instance lease from QUEUE again."""
-    _act(config, url, _path("actions", "queues", queue, "resume"))
+    _act(config, url, token, _path("actions", "queues", queue, "resume"))
     typer.echo(f"{queue} resumed")
 
 
 # -- instances ---------------------------------------------------------------------------------
 
 
-def instances(config: ConfigOption = None, url: UrlOption = None, as_json: JsonOption = False) -> None:
+def instances(config: ConfigOption = None, url: UrlOption = None, token: TokenOption = None,
+              as_json: JsonOption = False) -> None:
     """Every live instance sharing platform.cluster.url (just the one asked without it)."""
-    listed = _read(config, url, "/instances", "instances", as_json)
+    listed = _read(config, url, token, "/instances", "instances", as_json)
     if listed is None:
         return
     rows = []
@@ -182,12 +187,12 @@ def instances(config: ConfigOption = None, url: UrlOption = None, as_json: JsonO
 
 
 @loggers_app.callback()
-def loggers_list(ctx: typer.Context, config: ConfigOption = None, url: UrlOption = None,
+def loggers_list(ctx: typer.Context, config: ConfigOption = None, url: UrlOption = None, token: TokenOption = None,
                  as_json: JsonOption = False) -> None:
     """The platform's and plugins' loggers with their levels (`plba loggers set` changes one)."""
     if ctx.invoked_subcommand is not None:
         return
-    levels = _read(config, url, "/loggers", "loggers", as_json)
+    levels = _read(config, url, token, "/loggers", "loggers", as_json)
     if levels is None:
         return
     rows = [_cells(name, entry.get("level") or "-", entry.get("effective"), _when(entry.get("revert_at")),
@@ -203,10 +208,11 @@ def loggers_set(
     for_seconds: Annotated[float | None, typer.Option(
         "--for", min=1, help="Seconds after which the old level returns by itself.")] = None,
     config: ConfigOption = None,
-    url: UrlOption = None,
+    url: UrlOption = None, token: TokenOption = None,
 ) -> None:
     """Set LOGGER to LEVEL now (for --for SECONDS only, when given)."""
-    answer = _act(config, url, "/actions/loggers", {"logger": logger, "level": level, "revert_after": for_seconds})
+    body = {"logger": logger, "level": level, "revert_after": for_seconds}
+    answer = _act(config, url, token, "/actions/loggers", body)
     until = f" until {answer['revert_at']}, then back to {answer.get('previous') or 'inherited'}" \
         if answer.get("revert_at") else ""
     typer.echo(f"{answer.get('logger')} set to {answer.get('level')}{until}")
@@ -217,12 +223,12 @@ def loggers_set(
 
 def audit(
     config: ConfigOption = None,
-    url: UrlOption = None,
+    url: UrlOption = None, token: TokenOption = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="Events to show, newest first.")] = 50,
     as_json: JsonOption = False,
 ) -> None:
     """The latest audit events: every action, allowed or refused, with its actor and outcome."""
-    events = _read(config, url, f"/audit?limit={limit}", "events", as_json)
+    events = _read(config, url, token, f"/audit?limit={limit}", "events", as_json)
     if events is None:
         return
     rows = [_cells(_when(event.get("at")), event.get("actor"), event.get("action"), event.get("target"),

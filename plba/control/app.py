@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, request
+from flask import Blueprint, Flask, Response, current_app, g, request
 from werkzeug.exceptions import BadRequest, HTTPException, MethodNotAllowed, NotFound
 
 from plba.actions import ActionError, Actions, InvalidParams
@@ -18,7 +18,8 @@ from plba.actions import instances as fleet
 from plba.actions import loggers as logger_levels
 from plba.actions import queues as queue_controls
 from plba.config import MASK, settings_dict
-from plba.control import auth
+from plba.control import auth, configured_token
+from plba.users import Accounts, Role
 
 logger = logging.getLogger("plba.control")
 
@@ -53,6 +54,7 @@ class ControlState:
         self.runtime = runtime
         self._guard_of: Any = None
         self._guard: Guard | None = None
+        self._accounts: tuple[Guard, Accounts] | None = None
 
     def guard(self) -> Guard:
         """Token, protect_reads and secret values of the settings in force, read again after a reload.
@@ -64,6 +66,22 @@ class ControlState:
             self._guard = Guard.read(settings, self.runtime.config)
             self._guard_of = settings
         return self._guard
+
+    def service_token(self) -> str | None:
+        """`platform.control.token` in force, or None."""
+        return self.guard().token
+
+    def protect_reads(self) -> bool:
+        """`platform.control.protect_reads` in force."""
+        return self.guard().protect_reads
+
+    def accounts(self) -> Accounts:
+        """The users and tokens of the runtime's platform database, built again after a reload."""
+        guard = self.guard()
+        if self._accounts is None or self._accounts[0] is not guard:
+            settings = self.runtime.settings
+            self._accounts = (guard, Accounts.from_settings(settings, self.runtime.database))
+        return self._accounts[1]
 
     def join_stop(self, timeout: float) -> None:
         """Wait for a background stop started by the stop action (unless called from it)."""
@@ -85,7 +103,7 @@ class Guard:
                   if isinstance(value, str) and len(value) >= MIN_SECRET_LENGTH and config.is_secret(key)}
         # Longest first, so a secret containing another is replaced whole.
         secrets = tuple(sorted((json.dumps(v)[1:-1] for v in values), key=len, reverse=True))
-        return cls(auth.configured_token(settings), bool(settings.get("platform.control.protect_reads", False)),
+        return cls(configured_token(settings), bool(settings.get("platform.control.protect_reads", False)),
                    secrets)
 
 
@@ -112,18 +130,15 @@ class HttpCaller:
 
     def __init__(self) -> None:
         self.remote_addr = request.remote_addr
-        self._actor = "anonymous"
 
     def authorize(self, role: str) -> str:
-        """Return the actor when the request's credential holds `role`; 401/403 otherwise."""
-        # Until users exist the control token is the one credential, a service with every role.
-        auth.authorize(request.headers.get("Authorization"), _state().guard().token)
-        self._actor = "service"
-        return self._actor
+        """Return the actor (a user's name, or `service` for the control token) when it holds `role`; else 401/403."""
+        principal = auth.require(role)
+        return principal.actor if principal is not None else self.actor_hint()
 
     def actor_hint(self) -> str:
-        """Who the request turned out to be, `anonymous` when no credential was accepted."""
-        return self._actor
+        """Who the request turned out to be (also after a refusal for too small a role), else `anonymous`."""
+        return str(g.get("actor") or "anonymous")
 
 
 def register_plugin_routes(app: Flask, runtime: Any) -> None:
@@ -149,6 +164,7 @@ def register_plugin_routes(app: Flask, runtime: Any) -> None:
 
 
 @control.get("/health")
+@auth.public
 def health() -> Response:
     """Overall health and each component; 503 when unhealthy."""
     report = _runtime().health()
@@ -156,6 +172,7 @@ def health() -> Response:
 
 
 @control.get("/health/live")
+@auth.public
 def live() -> Response:
     """200 while the process makes progress, else 503."""
     ok, reason = _runtime().live()
@@ -163,6 +180,7 @@ def live() -> Response:
 
 
 @control.get("/health/ready")
+@auth.public
 def ready() -> Response:
     """200 only when started, not stopping, and every critical component is ok; else 503."""
     ok, reason = _runtime().ready()
@@ -170,18 +188,21 @@ def ready() -> Response:
 
 
 @control.get("/status")
+@auth.requires(Role.VIEWER)
 def status() -> Response:
     """State, workers, queues and plugins."""
     return reply(_runtime().status())
 
 
 @control.get("/plugins")
+@auth.requires(Role.VIEWER)
 def plugins() -> Response:
     """The same objects as `plba plugins list --json`."""
     return reply([info.to_dict() for info in _runtime().plugins.infos])
 
 
 @control.get("/metrics")
+@auth.requires(Role.VIEWER, scrape=True)
 def metrics() -> Response:
     """Prometheus text format."""
     from plba.control.metrics import CONTENT_TYPE, render
@@ -190,12 +211,14 @@ def metrics() -> Response:
 
 
 @control.get("/queues")
+@auth.requires(Role.VIEWER)
 def queues() -> Response:
     """Every queue's backend, depth, in flight, delayed, dead and paused."""
     return reply({"queues": queue_controls.readings(_runtime())})
 
 
 @control.get("/queues/<name>/dead")
+@auth.requires(Role.VIEWER)
 def dead(name: str) -> Response:
     """Queue `name`'s dead letters, oldest first, payloads masked; `?limit=N`, `?cursor=` for the next page."""
     limit = _limit(queue_controls.DEFAULT_DEAD_PAGE, queue_controls.MAX_DEAD_PAGE)
@@ -203,12 +226,14 @@ def dead(name: str) -> Response:
 
 
 @control.get("/instances")
+@auth.requires(Role.VIEWER)
 def instances() -> Response:
     """Every live instance sharing `platform.cluster.url` (just this one without it)."""
     return reply({"instances": fleet.instances(_runtime())})
 
 
 @control.get("/loggers")
+@auth.requires(Role.VIEWER)
 def loggers() -> Response:
     """The platform's and plugins' loggers: own level, level in effect, pending revert."""
     runtime = _runtime()
@@ -216,6 +241,7 @@ def loggers() -> Response:
 
 
 @control.get("/config")
+@auth.requires(Role.VIEWER)
 def config() -> Response:
     """The settings in force, secrets masked, and the layer each key came from."""
     manager = _runtime().config
@@ -223,6 +249,7 @@ def config() -> Response:
 
 
 @control.get("/audit")
+@auth.requires(Role.VIEWER)
 def audit() -> Response:
     """The latest audit events, newest first (`?limit=N`)."""
     events = _runtime().actions.audit.recent(_limit(DEFAULT_LIMIT, MAX_LIMIT))
@@ -237,6 +264,7 @@ def schedules() -> Response:
 
 
 @control.get("/openapi.json")
+@auth.requires(Role.VIEWER)
 def openapi() -> Response:
     """The OpenAPI document of these endpoints."""
     from plba.control.openapi import document
@@ -285,9 +313,7 @@ def _authorize() -> None:
     view = current_app.view_functions.get(request.endpoint)
     if request.routing_exception is not None or hasattr(view, "plba_action"):
         return
-    guard = _state().guard()
-    if auth.needs_token(request.method, guard.protect_reads):
-        auth.authorize(request.headers.get("Authorization"), guard.token)
+    auth.require(auth.access_of(view, request.method))
 
 
 def _error_response(exc: Exception) -> Response:
