@@ -123,8 +123,8 @@ def test_config_check_names_an_unknown_backend_in_one_line(backend_site: Path, p
     env = plba_env(backend_site, PLBA_PLATFORM__CONTROL__ENABLED="false", PLBA_LOAD_PLUGINS="acme")
     result = plba("config", "check", cwd=project, env=env)
     assert result.returncode == 2
-    assert result.stderr.strip() == ("error: platform.queues.acme.backend must be one of 'acme', 'acme-broken', "
-                                     "'acme-nothing', 'memory', 'redis' (it is 'akme') in settings.toml")
+    assert result.stderr.strip() == ("error: platform.queues.acme.backend: unknown backend 'akme' "
+                                     "(installed: acme, acme-broken, acme-nothing, memory, redis)")
 
 
 class MinimalQueue(TaskQueue):
