@@ -10,21 +10,23 @@ import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Flask, Response, current_app, request
 from werkzeug.exceptions import BadRequest, Conflict, HTTPException, MethodNotAllowed, NotFound
+from werkzeug.routing import RoutingException
 
 from plba.config import MASK, settings_dict
 from plba.control import auth
 from plba.errors import PlbaError, ProblemsError
 
+if TYPE_CHECKING:
+    from plba.control.waitress_ext import Refusal
+
 logger = logging.getLogger("plba.control")
 
 # A stop may be given a drain budget of at most a day; more is a typo (and overflows thread joins).
 MAX_TIMEOUT = 86_400.0
-# Action bodies are a few fields; anything bigger is refused before it is read.
-MAX_BODY = 64 * 1024
 # Secret values shorter than this are not scrubbed from responses: replacing them would garble text.
 MIN_SECRET_LENGTH = 4
 
@@ -34,7 +36,8 @@ control = Blueprint("control", __name__)
 def create_app(runtime: Any) -> Flask:
     """The control plane of `runtime`: core endpoints plus each plugin's `register_routes` blueprint."""
     app = Flask("plba.control")
-    app.config.update(MAX_CONTENT_LENGTH=MAX_BODY)
+    # waitress refuses bigger bodies before reading them; this covers other servers and test clients.
+    app.config.update(MAX_CONTENT_LENGTH=int(runtime.settings.get("platform.control.max_body")))
     app.extensions["plba"] = ControlState(runtime)
     app.before_request(_authorize)
     app.register_error_handler(Exception, _error_response)
@@ -294,6 +297,29 @@ def _authorize() -> None:
     guard = _state().guard()
     if auth.needs_token(request.method, guard.protect_reads):
         auth.authorize(request.headers.get("Authorization"), guard.token)
+
+
+def refusal_before_body(app: Flask, method: str, path: str, headers: Mapping[str, str]) -> Refusal | None:
+    """The 401 or 403 the app would answer from these headers alone, so the server never reads the body.
+
+    `headers` are waitress's (upper case, `AUTHORIZATION`). Unknown paths and wrong methods are
+    left to the app, which answers them 404 or 405 first.
+    """
+    from plba.control.waitress_ext import Refusal
+
+    guard = app.extensions["plba"].guard()
+    if not auth.needs_token(method, guard.protect_reads):
+        return None
+    try:
+        app.url_map.bind("localhost").match(path, method)
+    except (HTTPException, RoutingException):  # 404, 405 or a redirect: the app's to answer
+        return None
+    try:
+        auth.authorize(headers.get("AUTHORIZATION"), guard.token)
+    except HTTPException as exc:
+        headers_out = [(name, value) for name, value in exc.get_headers() if name.lower() != "content-type"]
+        return Refusal(exc.code or 400, exc.name, exc.description or exc.name, headers_out)
+    return None
 
 
 def _error_response(exc: Exception) -> Response:
