@@ -45,6 +45,13 @@ def bench_control(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def bench_control_load(session: nox.Session) -> None:
+    """Probe latency with idle, slow and flooding clients and a hanging health check, against the quiet server."""
+    install_project(session)
+    session.run("python", "benchmarks/control_load.py", *session.posargs)
+
+
+@nox.session(python=PYTHON)
 def bench_redis(session: nox.Session) -> None:
     """Redis queue throughput against Dramatiq, RQ and a bare redis-py loop."""
     session.run("bash", "scripts/install-test-servers.sh", external=True)

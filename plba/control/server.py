@@ -40,11 +40,11 @@ Screen = Callable[[str, str, dict[str, str]], "Refusal | None"]
 class Limits:
     """The `platform.control` limits that keep the server answering under load."""
 
-    threads: int = 4
-    connection_limit: int = 256
-    channel_timeout: float = 30.0
-    request_timeout: float = 10.0
-    max_body: int = 64 * 1024
+    threads: int
+    connection_limit: int
+    channel_timeout: float
+    request_timeout: float
+    max_body: int
 
     @classmethod
     def read(cls, settings: Any) -> Limits:
@@ -99,7 +99,7 @@ class ControlServer:
         logger.info("control plane stopped")
 
 
-def serve(app: Any, host: str, port: int, limits: Limits = Limits(), screen: Screen | None = None) -> Any:
+def serve(app: Any, host: str, port: int, limits: Limits, screen: Screen | None = None) -> Any:
     """A waitress server bound to `host:port` but not yet running; ControlPlaneError when binding fails."""
     from waitress.adjustments import Adjustments
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -30,6 +31,10 @@ SAFE_DETAILS = frozenset({
 })
 QUOTING_DETAILS = ("Bare CR or LF found in header line", "Malformed header line", "Malformed HTTP method")
 SIZE_DETAIL = re.compile(r"exceeds max_(body|header) of (\d+)")
+# After an error answer, what the client still sends (the refused body, say) is read and dropped
+# for at most this long and this much, so that closing does not reset the connection under it.
+LINGER_SECONDS = 2.0
+LINGER_BYTES = 1024 * 1024
 
 
 class Refusal(Error):
@@ -49,9 +54,9 @@ def describe(error: Error) -> str:
     detail = str(error.body)
     size = SIZE_DETAIL.fullmatch(detail)
     if size is not None:
-        what = "body" if size.group(1) == "body" else "request line and headers"
+        what = "request body" if size.group(1) == "body" else "request line and headers"
         setting = " (platform.control.max_body)" if size.group(1) == "body" else ""
-        return f"the request {what} must be smaller than {size.group(2)} bytes{setting}"
+        return f"the {what} must be smaller than {size.group(2)} bytes{setting}"
     if error.code >= 500 and error.code != 501:
         return "internal error; the runtime's log has the details"
     if detail in SAFE_DETAILS:
@@ -72,6 +77,7 @@ class JsonErrorTask(ErrorTask):
         self.status = f"{error.code} {error.reason}"
         self.response_headers.extend([("Content-Type", "application/json"), *getattr(error, "headers", ())])
         self.set_close_on_finish()
+        self.channel.linger_on_close = True
         self.content_length = len(body)
         self.write(body)
 
@@ -105,6 +111,9 @@ class ControlChannel(HTTPChannel):
 
     error_task_class = JsonErrorTask
     request_started = 0.0
+    linger_on_close = False
+    lingering_until: float | None = None
+    lingered = 0
 
     def parser_class(self, adj: Any) -> ScreeningParser:  # type: ignore[override]
         """A parser for the next request (waitress calls `self.parser_class(adj)`)."""
@@ -115,6 +124,44 @@ class ControlChannel(HTTPChannel):
         if self.request is None:
             self.request_started = time.monotonic()
         return super().received(data)
+
+    def handle_close(self) -> None:
+        """Close; after an error answer, first stop sending and drop what still arrives for a moment.
+
+        Closing a socket with unread data makes the kernel reset the connection, which can
+        destroy the answer before the client has read it (a 413 while it still sends its body).
+        """
+        if not self.linger_on_close or self.lingering_until is not None or not self.connected:
+            super().handle_close()
+            return
+        try:
+            self.socket.shutdown(socket.SHUT_WR)
+        except OSError:
+            super().handle_close()
+            return
+        self.lingering_until = time.monotonic() + LINGER_SECONDS
+        self.will_close = self.close_when_flushed = False
+
+    def readable(self) -> bool:
+        """Read while lingering (to drop it), else as waitress decides."""
+        return True if self.lingering_until is not None else super().readable()
+
+    def writable(self) -> bool:
+        """Nothing is written while lingering; a close request (the timeout) still is handled."""
+        return self.will_close if self.lingering_until is not None else super().writable()
+
+    def handle_read(self) -> None:
+        """Drop what arrives while lingering, closing on end of stream or past the bounds; else parse it."""
+        if self.lingering_until is None:
+            super().handle_read()
+            return
+        try:
+            data = self.socket.recv(self.adj.recv_bytes)
+        except OSError:
+            data = b""
+        self.lingered += len(data)
+        if not data or self.lingered > LINGER_BYTES or time.monotonic() > self.lingering_until:
+            super().handle_close()
 
     def idle(self) -> bool:
         """Nothing being answered, sent or about to close: closing it loses no request."""
@@ -165,9 +212,11 @@ class ControlWSGIServer(TcpWSGIServer):
     def maintenance(self, now: float) -> None:
         """Close idle connections (waitress: `channel_timeout`) and ones too slow to send a request."""
         super().maintenance(now)
-        cutoff = time.monotonic() - self.request_timeout
+        now_monotonic = time.monotonic()
+        cutoff = now_monotonic - self.request_timeout
         for channel in list(self.active_channels.values()):
-            if channel.request is not None and not channel.requests and channel.request_started < cutoff:
+            slow = channel.request is not None and not channel.requests and channel.request_started < cutoff
+            if slow or (channel.lingering_until is not None and channel.lingering_until < now_monotonic):
                 channel.will_close = True
 
     def _close_longest_idle(self) -> None:
