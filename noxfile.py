@@ -68,6 +68,14 @@ def bench_mail(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def bench_requeue(session: nox.Session) -> None:
+    """Requeue of 10,000 dead tasks on Redis as a ratio to publishing 10,000 fresh tasks."""
+    session.run("bash", "scripts/install-test-servers.sh", external=True)
+    install_project(session)
+    session.run("python", "benchmarks/queue_requeue.py", *session.posargs)
+
+
+@nox.session(python=PYTHON)
 def bench_mail_memory(session: nox.Session) -> None:
     """Peak memory of `plba run` while the mail order bot rejects a 50 MB attachment and an xlsx bomb."""
     install_project(session)

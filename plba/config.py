@@ -5,102 +5,61 @@ from __future__ import annotations
 import copy
 import logging
 import os
-import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dynaconf import Dynaconf, Validator
+from dynaconf import Dynaconf
 from dynaconf.utils.parse_conf import parse_conf_data
 from dynaconf.validator import ValidationError
 
-from plba.errors import ConfigError, PlbaError
+from plba import schema
+from plba.config_checks import (
+    DEFAULT_ORIGIN,
+    ENV_ORIGIN,
+    WILDCARD,
+    KnownKeys,
+    describe_failure,
+    host_problem,
+    shape_problems,
+    table_paths,
+    typo_warnings,
+    validator_names,
+    where,
+)
+from plba.errors import ConfigError
+from plba.masking import MASK, is_secret_name, mask_secrets
+from plba.queue.factory import backend_of, backend_problem
+
+__all__ = ["MASK", "ConfigurationManager", "changed_keys", "display_path", "flatten", "settings_dict"]
 
 logger = logging.getLogger("plba.config")
 
 ENV_PREFIX = "PLBA_"
 # Variables that steer the CLI, not settings.
-RESERVED_ENV = {"PLBA_LOAD_PLUGINS"}
+RESERVED_ENV = {"PLBA_LOAD_PLUGINS", "PLBA_TOKEN"}
 DEFAULT_FILES = ("settings.toml", "settings.local.toml", ".secrets.toml")
 SECRETS_FILE = ".secrets.toml"
-SECRET_KEY = re.compile(r"pass(word|wd)?|secret|token|api_?key|credential|private_?key", re.IGNORECASE)
-MASK = "********"
 SUPPORTED_SUFFIXES = (".toml", ".yaml", ".yml", ".json")
+OVERRIDES_ORIGIN = "overrides"
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
-PLATFORM_DEFAULTS: dict[str, Any] = {
-    "platform": {
-        "shutdown_timeout": 30.0,
-        "health_timeout": 5.0,
-        "startup_timeout": 120.0,
-        "health_cache": 1.0,
-        "control": {"enabled": True, "host": "127.0.0.1", "port": 8080, "protect_reads": False,
-                    "stuck_after": 300.0, "threads": 4, "connection_limit": 256, "channel_timeout": 30.0,
-                    "request_timeout": 10.0, "max_body": 65536},
-        "tracing": {"transport": "log", "path": "var/traces.jsonl"},
-        "supervisor": {"restart_budget": 5, "restart_window": 60.0, "restart_backoff": 0.5,
-                       "restart_backoff_max": 30.0, "exit_on_critical_failure": True},
-        "queues": {},
-        "cluster": {"url": ""},
-        "schedules": {},
-    },
-    "log": {"level": "INFO", "format": "auto"},
-}
-
-LOG_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+PLATFORM_DEFAULTS: dict[str, Any] = schema.defaults()
 
 
-def platform_validators() -> list[Validator]:
-    """Validators for the runtime's own keys."""
-    number = (int, float)
-    return [
-        Validator("platform.shutdown_timeout", is_type_of=number, gte=0),
-        Validator("platform.health_timeout", is_type_of=number, gt=0),
-        Validator("platform.control.enabled", is_type_of=bool),
-        Validator("platform.control.host", is_type_of=str, len_min=1),
-        Validator("platform.control.port", is_type_of=int, gte=0, lte=65535),
-        Validator("platform.control.stuck_after", is_type_of=number, gt=0),
-        Validator("platform.control.protect_reads", is_type_of=bool),
-        Validator("platform.control.threads", is_type_of=int, gte=1, lte=256),
-        Validator("platform.control.connection_limit", is_type_of=int, gte=16, lte=10_000),
-        Validator("platform.control.channel_timeout", is_type_of=number, gt=0),
-        Validator("platform.control.request_timeout", is_type_of=number, gt=0),
-        Validator("platform.control.max_body", is_type_of=int, gte=1024),
-        Validator("platform.startup_timeout", is_type_of=number, gte=0),
-        Validator("platform.health_cache", is_type_of=number, gte=0),
-        Validator("platform.tracing.transport", is_in=["noop", "log", "jsonl", "otel"]),
-        Validator("platform.supervisor.restart_budget", is_type_of=int, gte=0),
-        Validator("platform.supervisor.restart_window", is_type_of=number, gt=0),
-        Validator("platform.supervisor.exit_on_critical_failure", is_type_of=bool),
-        Validator("platform.cluster.url", is_type_of=str),
-        Validator("log.level", cast=lambda v: str(v).upper(), is_in=LOG_LEVELS),
-        Validator("log.format", is_in=["auto", "rich", "plain", "json"]),
-    ]
+@dataclass
+class _Layers:
+    """One loading of the layers: the merged settings, which keys are secret, and who set each key."""
 
-
-def queue_problems(settings: Any) -> list[str]:
-    """Problems in the `[platform.queues.<name>]` tables, which validators cannot enumerate."""
-    problems = []
-    for name, table in (settings.get("platform.queues") or {}).items():
-        where = f"platform.queues.{name}"
-        if not isinstance(table, Mapping):
-            problems.append(f"{where}: must be a table")
-            continue
-        backend = table.get("backend", "memory")
-        if backend not in ("memory", "redis"):
-            problems.append(f"{where}.backend: must be 'memory' or 'redis', not {backend!r}")
-        if backend == "redis" and not str(table.get("url", "")).startswith(("redis://", "rediss://", "unix://")):
-            problems.append(f"{where}.url: a redis:// URL is required for the redis backend")
-        for key, minimum in (("visibility_timeout", 0), ("max_attempts", 1), ("maxsize", 0)):
-            value = table.get(key)
-            is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
-            if value is not None and (not is_number or value < minimum):
-                problems.append(f"{where}.{key}: must be a number >= {minimum}, not {value!r}")
-    return problems
+    settings: Any
+    secret_keys: set[str] = field(default_factory=set)
+    origins: dict[str, str] = field(default_factory=dict)
 
 
 class ConfigurationManager:
-    """Loads the layers, validates them, masks secrets and reloads on request."""
+    """Loads the layers, validates them, masks secrets, tells where each key came from, reloads on request."""
 
     def __init__(self, config_files: Iterable[str | os.PathLike] = (), root: str | os.PathLike | None = None,
                  environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None) -> None:
@@ -110,62 +69,83 @@ class ConfigurationManager:
         self._overrides = copy.deepcopy(dict(overrides or {}))
         self._subscribers: list[Callable[[Any, list[str]], None]] = []
         self._lock = threading.Lock()
-        self.secret_keys: set[str] = set()
-        self.settings = self._load()
+        self._layers = self._load()
+
+    @property
+    def settings(self) -> Any:
+        """The merged settings in force (a Dynaconf object)."""
+        return self._layers.settings
+
+    @property
+    def secret_keys(self) -> set[str]:
+        """Dotted keys set by `.secrets.toml`, masked wherever settings are shown."""
+        return self._layers.secret_keys
 
     # -- loading ---------------------------------------------------------------------------
 
     def files(self) -> list[Path]:
-        """Every file that takes part, lowest layer first (missing default files are skipped)."""
+        """Every file that takes part, lowest layer first (default files that do not exist are skipped)."""
+        # lexists, not is_file: a directory or an unreadable file of that name is an error, not absent.
         defaults = [self.root / name for name in DEFAULT_FILES]
-        return [path for path in defaults if path.is_file()] + self.config_files
+        return [path for path in defaults if os.path.lexists(path)] + self.config_files
 
     def _resolve_user_file(self, path: str | os.PathLike) -> Path:
         resolved = Path(path).expanduser()
         resolved = resolved if resolved.is_absolute() else Path.cwd() / resolved
-        if not resolved.is_file():
+        if not os.path.lexists(resolved):
             raise ConfigError(f"{path}: configuration file not found")
         if resolved.suffix.lower() not in SUPPORTED_SUFFIXES:
             raise ConfigError(f"{path}: unsupported configuration format (use TOML, YAML or JSON)")
         return resolved
 
-    def _load(self) -> Any:
-        settings = _empty_settings()
+    def _load(self) -> _Layers:
+        layers = _Layers(_empty_settings())
+        settings = layers.settings
         settings.update(copy.deepcopy(PLATFORM_DEFAULTS))
-        secret_keys: set[str] = set()
         for path in self.files():
             data = _read_file(path)
             if path.name == SECRETS_FILE:
-                secret_keys |= set(_flatten(data))
+                layers.secret_keys |= set(flatten(data))
+            # Recorded before merging: dynaconf merges the tables below into the data it is given.
+            _record(layers.origins, data, display_path(path))
             try:
                 settings.update(data, merge=True)
             except Exception as exc:  # noqa: BLE001
-                raise ConfigError(f"{path}: {exc}") from None
+                raise ConfigError(f"{display_path(path)}: {exc}") from None
         # Files and defaults must not win over the environment, so the variables go last.
-        for dotted, value in _environment_settings(os.environ if self._environ is None else self._environ):
-            settings.set(dotted, value, merge=True)
+        environ = os.environ if self._environ is None else self._environ
+        for name, dotted, value in _environment_settings(environ):
+            _record(layers.origins, value, ENV_ORIGIN + name, dotted)
+            try:
+                settings.set(dotted, value, merge=True)
+            except Exception:  # noqa: BLE001 - dynaconf cannot set a key below a value that is not a table
+                raise ConfigError(f"{name}: {dotted.rsplit('.', 1)[0]} is not a table, so {dotted} cannot be set"
+                                  ) from None
         if self._overrides:
+            _record(layers.origins, self._overrides, OVERRIDES_ORIGIN)
             settings.update(copy.deepcopy(self._overrides), merge=True)
-        self.secret_keys = secret_keys
-        return settings
+        return layers
+
+    # -- where each key came from ----------------------------------------------------------
+
+    def origins(self) -> dict[str, str]:
+        """`{dotted_key: layer}` for every key in force: `default`, a file path, or `env PLBA_...`.
+
+        A key no file or variable set came from a default: the platform's or a plugin validator's.
+        """
+        return _origins_in_force(self._layers)
 
     # -- validation ------------------------------------------------------------------------
 
-    def validate(self, settings: Any | None = None) -> None:
-        """Check the platform's validators, any a plugin registered, and the queue tables.
+    def validate(self, settings: Any | None = None, strict: bool = False, plugins: Iterable[str] = ()) -> list[str]:
+        """Check shapes, the platform's and plugins' validators, queue tables and the control host.
 
-        Raises ConfigError listing every problem at once.
+        Validator defaults are applied on the way. Returns the typo warnings (unknown keys);
+        raises ConfigError listing every problem at once (the warnings too when `strict`).
+        `plugins` are the installed plugin names, whose sections are never called typos.
         """
-        settings = self.settings if settings is None else settings
-        settings.validators.register(*platform_validators())
-        problems: list[str] = []
-        try:
-            settings.validators.validate_all()
-        except ValidationError as exc:
-            problems.extend(_describe(detail) for detail in exc.details)
-        problems.extend(queue_problems(settings))
-        if problems:
-            raise ConfigError(problems)
+        layers = self._layers if settings is None or settings is self.settings else _Layers(settings)
+        return _check(layers, strict, plugins)
 
     # -- reload ----------------------------------------------------------------------------
 
@@ -181,20 +161,16 @@ class ConfigurationManager:
         current ones stay in force.
         """
         with self._lock:
-            previous_secrets = self.secret_keys
-            try:
-                new = self._load()
-                if prepare is not None:
-                    prepare(new)
-                self.validate(new)
-            except PlbaError:
-                self.secret_keys = previous_secrets
-                raise
-            changed = changed_keys(settings_dict(self.settings), settings_dict(new))
-            self.settings = new
+            new = self._load()
+            if prepare is not None:
+                prepare(new.settings)
+            for warning in _check(new, strict=False, plugins=()):
+                logger.warning("%s", warning)
+            changed = changed_keys(settings_dict(self.settings), settings_dict(new.settings))
+            self._layers = new
         for callback in self._subscribers:
             try:
-                callback(new, changed)
+                callback(new.settings, changed)
             except Exception:  # noqa: BLE001 - one subscriber's failure must not hide the reload from the rest
                 logger.exception("configuration subscriber %r failed", callback)
         return changed
@@ -202,44 +178,111 @@ class ConfigurationManager:
     # -- display ---------------------------------------------------------------------------
 
     def masked(self) -> dict[str, Any]:
-        """The merged settings with every secret value replaced by a mask."""
+        """The merged settings with every secret value (and every password inside a URL) masked."""
         return mask_secrets(settings_dict(self.settings), self.secret_keys)
 
     def is_secret(self, dotted_key: str) -> bool:
         """Whether a key is secret: it came from `.secrets.toml` or is named like a password or token."""
-        return dotted_key.lower() in self.secret_keys or bool(SECRET_KEY.search(dotted_key.rsplit(".", 1)[-1]))
+        return _is_secret(dotted_key, self.secret_keys)
 
 
-def mask_secrets(data: Any, secret_keys: set[str], prefix: str = "") -> Any:
-    """A copy of `data` with secret values masked (by key name or by membership in `secret_keys`)."""
-    if isinstance(data, Mapping):
-        result = {}
-        for key, value in data.items():
-            dotted = f"{prefix}{key}".lower()
-            if not isinstance(value, Mapping) and (dotted in secret_keys or SECRET_KEY.search(str(key))):
-                result[key] = MASK if value not in (None, "", False) else value
-            else:
-                result[key] = mask_secrets(value, secret_keys, f"{dotted}.")
-        return result
-    if isinstance(data, list):
-        return [mask_secrets(item, secret_keys, prefix) for item in data]
-    return data
+def _is_secret(dotted_key: str, secret_keys: set[str]) -> bool:
+    return dotted_key.lower() in secret_keys or is_secret_name(dotted_key)
+
+
+def _origins_in_force(layers: _Layers) -> dict[str, str]:
+    flat = flatten(settings_dict(layers.settings))
+    return {key: layers.origins.get(key, DEFAULT_ORIGIN) for key in sorted(flat)}
+
+
+def _check(layers: _Layers, strict: bool, plugins: Iterable[str]) -> list[str]:
+    """Validate one loading of the layers; see `ConfigurationManager.validate`."""
+    settings = layers.settings
+
+    def origin_of(key: str) -> str | None:
+        return layers.origins.get(key.lower())
+
+    def value_of(key: str) -> Any:
+        value = settings.get(key)
+        return MASK if _is_secret(key, layers.secret_keys) and value not in (None, "") else value
+
+    known = schema.known_keys() + sorted(validator_names(settings.validators))
+    data = settings_dict(settings)
+    # Validators would trip over a section of the wrong shape, so shapes are checked first, alone.
+    problems = shape_problems(data, {path for path in table_paths(known) if WILDCARD not in path}, origin_of)
+    queues = data.get("platform", {}).get("queues", {}) if not problems else {}
+    problems += shape_problems(data, {f"{schema.QUEUE_PREFIX}.{name}" for name in queues}, origin_of)
+    if problems:
+        raise ConfigError(problems)
+    settings.validators.register(*schema.validators())
+    for name, table in queues.items():
+        settings.validators.register(*schema.queue_validators(name, backend_of(table)))
+    try:
+        settings.validators.validate_all()
+    except ValidationError as exc:
+        problems.extend(describe_failure(validator, message, value_of, origin_of) for validator, message in exc.details)
+    problems.extend(filter(None, (backend_problem(name, table) for name, table in queues.items())))
+    problems.extend(_redis_url_problems(queues, origin_of))
+    if settings.get("platform.control.enabled") is True and not any("platform.control.host" in p for p in problems):
+        problems.extend(filter(None, [host_problem(settings.get("platform.control.host"),
+                                                   origin_of("platform.control.host"))]))
+    user_keys = {key: origin for key, origin in _origins_in_force(layers).items() if origin != DEFAULT_ORIGIN}
+    warnings = typo_warnings(user_keys, KnownKeys(known), plugins)
+    if problems or (strict and warnings):
+        raise ConfigError(problems + warnings)
+    return warnings
+
+
+def _redis_url_problems(queues: Mapping[str, Any], origin_of: Callable[[str], str | None]) -> list[str]:
+    problems = []
+    for name, table in queues.items():
+        if backend_of(table) != "redis":
+            continue
+        table_key = f"{schema.QUEUE_PREFIX}.{name}"
+        key, url = f"{table_key}.url", table.get("url")
+        if url is None:
+            problems.append(f"{key} is required for the redis backend{where(origin_of(table_key))}")
+        elif not str(url).startswith(REDIS_SCHEMES):
+            problems.append(f"{key} must start with {', '.join(REDIS_SCHEMES)} (it is {url!r}){where(origin_of(key))}")
+    return problems
 
 
 def changed_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     """Dotted keys whose values differ between two settings dicts (added, removed or changed)."""
-    old_flat, new_flat = _flatten(old), _flatten(new)
+    old_flat, new_flat = flatten(old), flatten(new)
     return sorted(key for key in old_flat.keys() | new_flat.keys() if old_flat.get(key, ...) != new_flat.get(key, ...))
 
 
+def display_path(path: Path) -> str:
+    """A path as messages show it: relative to the working directory when inside it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 def _read_file(path: Path) -> dict[str, Any]:
-    # Each file is read on its own so that a syntax error names the file (dynaconf's would not).
+    # Opened here first: dynaconf only warns about a file it cannot read and goes on without it.
+    try:
+        with path.open("rb") as handle:
+            handle.read(1)
+    except OSError as exc:
+        raise ConfigError(f"{display_path(path)}: cannot be read: {(exc.strerror or str(exc)).lower()}") from None
+    # Each file is parsed on its own so that a syntax error names the file (dynaconf's would not).
     probe = _empty_settings()
     try:
         probe.load_file(path=str(path))
     except Exception as exc:  # noqa: BLE001 - every parser raises its own type
-        raise ConfigError(f"{path}: cannot be parsed: {exc}") from None
+        raise ConfigError(f"{display_path(path)}: cannot be parsed: {_parse_error(exc)}") from None
     return settings_dict(probe)
+
+
+def _parse_error(exc: Exception) -> str:
+    """A parser's error on one line, with the line and column where it has them."""
+    mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
+    if mark is not None and problem:
+        return f"{problem} (at line {mark.line + 1}, column {mark.column + 1})"
+    return " ".join(str(exc).split())
 
 
 def _empty_settings() -> Any:
@@ -257,23 +300,33 @@ def settings_dict(settings: Any) -> dict[str, Any]:
     return {key: value for key, value in _plain(settings.as_dict()).items() if key not in _DYNACONF_INTERNALS}
 
 
-def _environment_settings(environ: Mapping[str, str]) -> list[tuple[str, Any]]:
-    """(dotted key, parsed value) for every `PLBA_A__B=value`, values parsed as TOML."""
+def _environment_settings(environ: Mapping[str, str]) -> list[tuple[str, str, Any]]:
+    """(variable, dotted key, parsed value) for every `PLBA_A__B=value`, values parsed as TOML."""
     found = []
     for name, raw in sorted(environ.items()):
         if not name.startswith(ENV_PREFIX) or name in RESERVED_ENV:
             continue
         dotted = ".".join(part.lower() for part in name[len(ENV_PREFIX):].split("__"))
-        found.append((dotted, parse_conf_data(raw, tomlfy=True)))
+        found.append((name, dotted, parse_conf_data(raw, tomlfy=True)))
     return found
 
 
-def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+def _record(origins: dict[str, str], data: Any, origin: str, prefix: str = "") -> None:
+    """Note `origin` for every key in `data` (and every table on the way, for messages about shapes)."""
+    flat = flatten(data, f"{prefix}." if prefix else "")
+    for key in flat:
+        parts = key.split(".")
+        for depth in range(1, len(parts) + 1):
+            origins[".".join(parts[:depth])] = origin
+
+
+def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested tables as `{dotted_key: value}` (an empty table is a value of its own)."""
     if not isinstance(data, Mapping) or not data:
         return {prefix[:-1]: data} if prefix else {}
     flat: dict[str, Any] = {}
     for key, value in data.items():
-        flat.update(_flatten(value, f"{prefix}{str(key).lower()}."))
+        flat.update(flatten(value, f"{prefix}{str(key).lower()}."))
     return flat
 
 
@@ -284,8 +337,3 @@ def _plain(data: Any) -> Any:
     if isinstance(data, (list, tuple)):
         return [_plain(item) for item in data]
     return data
-
-
-def _describe(detail: tuple[Any, str]) -> str:
-    _validator, message = detail
-    return message.replace(" in env main", "").replace("must is_type_of", "must be of type")

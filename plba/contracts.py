@@ -7,7 +7,18 @@ import enum
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol
+
+from plba.backoff import Backoff
+from plba.errors import UnsupportedQueueOperation
+
+# Deliveries of a task before it is dead-lettered, where neither the worker nor the queue says.
+DEFAULT_MAX_ATTEMPTS = 5
+# Dead letters a queue keeps by default; beyond it the oldest are dropped (with a warning).
+DEFAULT_DEAD_MAX = 10_000
+# What `TaskQueue.purge` can remove.
+PURGEABLE = ("dead", "ready")
 
 
 class Settings(Protocol):
@@ -115,8 +126,90 @@ class TaskHandler(abc.ABC):
         """Process one task."""
 
 
+def trace_id_of(metadata: dict[str, Any]) -> str | None:
+    """The trace id in a W3C `traceparent` (`00-<trace id>-<span id>-<flags>`), or None without one."""
+    parts = str(metadata.get("traceparent") or "").split("-")
+    return parts[1] if len(parts) == 4 and len(parts[1]) == 32 else None
+
+
+@dataclass(frozen=True)
+class DeadTask:
+    """A dead-lettered task as operators see it: who it was, how often it ran, why and when it died."""
+
+    id: str
+    name: str
+    attempts: int
+    error: str | None
+    dead_at: datetime | None
+    trace_id: str | None
+    payload: Any
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_task(cls, task: Task, dead_at: float | None = None) -> DeadTask:
+        """The record of `task`, dead-lettered at `dead_at` (epoch seconds; default its `dead_lettered_at`)."""
+        metadata = task.metadata
+        when = metadata.get("dead_lettered_at") if dead_at is None else dead_at
+        return cls(
+            id=task.id,
+            name=task.name,
+            attempts=task.attempts,
+            error=metadata.get("error"),
+            dead_at=None if when is None else datetime.fromtimestamp(float(when), UTC),
+            trace_id=trace_id_of(metadata),
+            payload=task.payload,
+            metadata=dict(metadata),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record in the `GET /queues/<name>/dead` shape; `dead_at` as ISO 8601 UTC. Payload unmasked."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "attempts": self.attempts,
+            "error": self.error,
+            "dead_at": None if self.dead_at is None else self.dead_at.isoformat(),
+            "trace_id": self.trace_id,
+            "payload": self.payload,
+        }
+
+
+@dataclass(frozen=True)
+class DeadPage:
+    """One page of dead letters, oldest first; pass `next_cursor` to `list_dead` for the next page."""
+
+    tasks: list[DeadTask]
+    next_cursor: str | None = None
+
+
+@dataclass(frozen=True)
+class RequeueResult:
+    """What a requeue did: how many dead tasks moved back, and which asked-for ids were not dead."""
+
+    moved: int
+    unknown: list[str] = field(default_factory=list)
+
+
+def reset_for_requeue(task: Task) -> Task:
+    """`task` as it goes back from the dead letters: attempts reset, the death's error and time removed."""
+    for key in ("error", "dead_lettered_at"):
+        task.metadata.pop(key, None)
+    task.metadata["attempts"] = 0
+    return task
+
+
 class TaskQueue(abc.ABC):
-    """A queue of tasks with leases: consume, then ack on success or nack to retry."""
+    """A queue of tasks with leases: consume, then ack on success or nack to retry.
+
+    Beyond the five abstract methods, a backend may offer the optional capabilities below; each
+    has a default, so callers never probe for them. Operations a backend cannot do (requeue,
+    purge, pause, listing dead letters) raise `UnsupportedQueueOperation` by default.
+    """
+
+    # The retry policy a QueueWorker on this queue follows unless it is given its own;
+    # None leaves the worker's defaults (DEFAULT_MAX_ATTEMPTS, Backoff()).
+    max_attempts: int | None = None
+    retry_backoff: Backoff | None = None
 
     @abc.abstractmethod
     def publish(self, task: Task) -> None:
@@ -124,7 +217,7 @@ class TaskQueue(abc.ABC):
 
     @abc.abstractmethod
     def consume(self, timeout: float | None = None) -> Task | None:
-        """Lease the next task, waiting up to `timeout` seconds; None when nothing came."""
+        """Lease the next task, waiting up to `timeout` seconds; None when nothing came (or while paused)."""
 
     @abc.abstractmethod
     def ack(self, task: Task) -> None:
@@ -136,7 +229,7 @@ class TaskQueue(abc.ABC):
 
     @abc.abstractmethod
     def stats(self) -> dict[str, Any]:
-        """Counters such as depth, in_flight, delayed and dead."""
+        """Counters: at least `backend`, `depth`, `in_flight`, `delayed`, `dead` and `paused`."""
 
     def consume_many(self, max_count: int, timeout: float | None = None) -> list[Task]:
         """Lease up to `max_count` tasks; backends that can batch override this to save round trips."""
@@ -160,8 +253,78 @@ class TaskQueue(abc.ABC):
     def interrupt(self) -> None:
         """Wake consumers blocked in `consume` so they return None at once (used when stopping)."""
 
+    def wait_empty(self, timeout: float) -> bool:
+        """Wait up to `timeout` until no task is held by this process alone; True when none is.
+
+        Only queues whose tasks die with the process (in memory) need to wait; the default,
+        for queues kept by a server, returns True at once.
+        """
+        return True
+
     def close(self) -> None:
         """Free connections and threads; the default has none."""
+
+    # -- operating: dead letters and controls -----------------------------------------------
+
+    def list_dead(self, limit: int = 100, cursor: str | None = None) -> DeadPage:
+        """Up to `limit` dead letters, oldest first, starting after `cursor` (a page's `next_cursor`).
+
+        Raises ValueError for a limit below 1 or a cursor this queue did not hand out.
+        """
+        raise self._unsupported("listing dead letters")
+
+    def requeue(self, ids: Iterable[str]) -> RequeueResult:
+        """Move the dead tasks with these ids back to the queue, attempts reset; ids not dead are reported.
+
+        A move, never a copy: each task leaves the dead letters in the same atomic step that makes
+        it ready again, so a crash part-way neither loses nor duplicates one.
+        """
+        raise self._unsupported("requeue")
+
+    def requeue_all(self) -> RequeueResult:
+        """Move every task that was dead when the call began back to the queue, attempts reset."""
+        raise self._unsupported("requeue")
+
+    def purge(self, what: Literal["dead", "ready"]) -> int:
+        """Delete every dead (`"dead"`) or ready (`"ready"`, not leased, not delayed) task; returns how many.
+
+        Raises ValueError for anything else.
+        """
+        raise self._unsupported("purge")
+
+    def pause(self) -> None:
+        """Stop every consumer sharing this queue, in every process, from leasing until `resume`."""
+        raise self._unsupported("pause")
+
+    def resume(self) -> None:
+        """Let consumers lease again after `pause`."""
+        raise self._unsupported("resume")
+
+    def is_paused(self) -> bool:
+        """Whether the queue is paused (the flag lives with the backend, shared by every process)."""
+        return False
+
+    def _unsupported(self, operation: str) -> UnsupportedQueueOperation:
+        return UnsupportedQueueOperation(f"{operation} is not supported by the {type(self).__name__} queue backend")
+
+
+def check_purge(what: str) -> None:
+    """Raise ValueError unless `what` names something `purge` can remove."""
+    if what not in PURGEABLE:
+        raise ValueError(f"purge: 'what' must be one of {', '.join(PURGEABLE)}, not {what!r}")
+
+
+def requested_ids(ids: Iterable[str]) -> list[str]:
+    """The task ids asked for, each once, in order; TypeError for a lone string (a common slip for `[id]`)."""
+    if isinstance(ids, (str, bytes)):
+        raise TypeError(f"requeue takes a list of task ids, not the single string {ids!r}")
+    return list(dict.fromkeys(str(task_id) for task_id in ids))
+
+
+def check_limit(limit: int) -> None:
+    """Raise ValueError unless `limit` is a usable page size."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValueError(f"limit must be a whole number of at least 1, not {limit!r}")
 
 
 class Worker(abc.ABC):
@@ -189,6 +352,14 @@ class Worker(abc.ABC):
     def join(self, timeout: float | None = None) -> bool:
         """Wait up to `timeout` for the worker's threads to end; True when they all have."""
         return True
+
+    def stuck_for(self) -> float:
+        """Seconds the oldest unit of work in progress has been running; 0 when none is (the default)."""
+        return 0.0
+
+    def metrics(self) -> dict[str, Any]:
+        """Counters for `/metrics` (`processed`, `failed`, ...); empty by default, so status counters are used."""
+        return {}
 
     def close(self) -> None:
         """Free connections once the worker has stopped for good (the runtime closes); nothing by default."""

@@ -39,6 +39,10 @@ class QueueFullError(PlbaError):
     """A bounded queue stayed full for the whole publish timeout."""
 
 
+class UnsupportedQueueOperation(UsageError):
+    """An optional queue operation (requeue, purge, pause, ...) that the queue's backend does not offer."""
+
+
 class QueueUnavailableError(PlbaError):
     """A queue backend cannot be reached."""
 
@@ -59,5 +63,11 @@ class StateError(PlbaError):
 
 class ControlPlaneError(PlbaError):
     """The HTTP control plane cannot listen, or a command cannot reach or use one."""
+
+    exit_code = 2
+
+
+class DatabaseError(PlbaError):
+    """The platform database cannot be opened, read or written (locked, unwritable, newer schema)."""
 
     exit_code = 2

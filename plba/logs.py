@@ -8,6 +8,8 @@ import sys
 import time
 from typing import Any
 
+from plba.schema import LOG_FORMATS as FORMATS
+from plba.schema import LOG_LEVELS, default
 from plba.tracing.context import current_span
 
 PLAIN_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s%(trace_suffix)s"
@@ -90,8 +92,12 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", stream: Any = None
 
 def configure_from_settings(settings: Any, debug: bool = False) -> None:
     """Apply the `[log]` section; `debug` forces the DEBUG level."""
-    level = "DEBUG" if debug else str(settings.get("log.level", "INFO")).upper()
-    configure_logging(level, str(settings.get("log.format", "auto")))
+    level = "DEBUG" if debug else str(settings.get("log.level", default("log.level"))).upper()
+    fmt = str(settings.get("log.format", default("log.format")))
+    # Logging is set up before validation runs, which then reports a bad value in one line;
+    # until then the defaults stand in, rather than a traceback from the logging module.
+    configure_logging(level if level in LOG_LEVELS else default("log.level"),
+                      fmt if fmt in FORMATS else default("log.format"))
 
 
 def _handler(fmt: str, stream: Any) -> logging.Handler:

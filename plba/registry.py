@@ -54,6 +54,9 @@ class RegistryScope:
 
     def add_worker(self, worker: Worker) -> Worker:
         """Have the runtime start, supervise and stop `worker`; returns it."""
+        if not isinstance(worker, Worker):
+            raise TypeError(f"plugin {self.owner!r}: add_worker needs a plba.contracts.Worker, "
+                            f"not {type(worker).__name__}")
         names = {w.name for w in (*self._registry.workers, *self._workers)}
         if worker.name in names:
             raise ValueError(f"plugin {self.owner!r}: a worker named {worker.name!r} is already registered")
@@ -62,6 +65,9 @@ class RegistryScope:
 
     def add_queue(self, name: str, queue: TaskQueue) -> TaskQueue:
         """Register a queue the plugin built itself, so it shows in status and metrics; returns it."""
+        if not isinstance(queue, TaskQueue):
+            raise TypeError(f"plugin {self.owner!r}: add_queue needs a plba.contracts.TaskQueue, "
+                            f"not {type(queue).__name__}")
         if name in self._registry.queues or name in self._queues:
             raise ValueError(f"plugin {self.owner!r}: a queue named {name!r} is already registered")
         self._queues[name] = queue

@@ -15,6 +15,7 @@ from plba.backoff import Backoff
 from plba.cluster import ClusterStore, build_cluster_store
 from plba.config import ConfigurationManager
 from plba.contracts import HealthStatus, Worker, WorkerState
+from plba.db import Database, database_location, open_database
 from plba.errors import PluginError, QueueUnavailableError, StartupTimeoutError, StateError
 from plba.health import Component, HealthRegistry, aggregate
 from plba.plugins import PluginSet
@@ -62,6 +63,8 @@ class RuntimeManager:
         self._atexit_registered = False
         # Called on each start once the control plane listens and before any worker starts (the banner).
         self.announce: Callable[[RuntimeManager], None] | None = None
+        self._database: Database | None = None
+        self._database_lock = threading.Lock()
 
     # -- building --------------------------------------------------------------------------
 
@@ -69,6 +72,17 @@ class RuntimeManager:
     def settings(self) -> Any:
         """The merged configuration currently in force."""
         return self.config.settings
+
+    @property
+    def database(self) -> Database:
+        """The platform database `platform.database` names (created on first write); reopened if a reload moves it."""
+        location = database_location(self.settings)
+        with self._database_lock:
+            if self._database is None or self._database.location != location:
+                if self._database is not None:
+                    self._database.close()
+                self._database = open_database(location)
+            return self._database
 
     def build(self) -> None:
         """Configure plugins, validate settings, and collect workers, queues and health checks.
@@ -81,7 +95,8 @@ class RuntimeManager:
         settings = self.settings
         self.services["settings"] = settings
         self.configure_plugins(settings)
-        self.config.validate(settings)
+        for warning in self.config.validate(settings, plugins=[info.name for info in self.plugins.infos]):
+            logger.warning("%s", warning)
         self.traces.transport = build_transport(settings)
         registry = Registry(settings, self.services, build_queue)
         for hook in ("register_workers", "register_health"):
@@ -309,6 +324,8 @@ class RuntimeManager:
             _close_queues(self.registry)
         if self.cluster is not None:
             self.cluster.close()
+        if self._database is not None:
+            self._database.close()
         self.traces.close()
 
     def __enter__(self) -> RuntimeManager:
@@ -368,9 +385,9 @@ class RuntimeManager:
         """Whether the process makes progress: no worker holds work beyond `platform.control.stuck_after`."""
         limit = float(self.settings.get("platform.control.stuck_after", 300.0))
         for worker in self.supervisor.workers if self.supervisor else []:
-            stuck_for = getattr(worker, "stuck_for", None)
-            if stuck_for is not None and stuck_for() > limit:
-                return False, f"worker {worker.name} has held a task for {stuck_for():.0f}s (limit {limit:g}s)"
+            stuck_for = worker.stuck_for()
+            if stuck_for > limit:
+                return False, f"worker {worker.name} has held a task for {stuck_for:.0f}s (limit {limit:g}s)"
         return True, "making progress"
 
     # -- internals -------------------------------------------------------------------------
@@ -398,9 +415,7 @@ class RuntimeManager:
             return
         deadline = time.monotonic() + float(self.settings.get("platform.shutdown_timeout", 30.0))
         for queue in self.registry.queues.values():
-            wait_empty = getattr(queue, "wait_empty", None)
-            if wait_empty is not None:
-                wait_empty(max(0.0, deadline - time.monotonic()))
+            queue.wait_empty(max(0.0, deadline - time.monotonic()))
         self.close()
 
     def _install_signal_handlers(self) -> dict[int, Any]:

@@ -11,14 +11,23 @@ from collections.abc import Callable
 from typing import Any
 
 from plba.backoff import Backoff
-from plba.contracts import HealthStatus, Task, TaskHandler, TaskQueue, Worker, WorkerHealth, WorkerState, WorkerStatus
+from plba.contracts import (
+    DEFAULT_MAX_ATTEMPTS,
+    HealthStatus,
+    Task,
+    TaskHandler,
+    TaskQueue,
+    Worker,
+    WorkerHealth,
+    WorkerState,
+    WorkerStatus,
+)
 from plba.stats import Histogram
 from plba.thread_worker import join_threads
 from plba.tracing.service import TraceService
 
 logger = logging.getLogger("plba.worker")
 
-DEFAULT_MAX_ATTEMPTS = 5
 # Handlers faster than this (seconds) let a thread lease tasks in batches.
 QUICK_HANDLER = 0.001
 
@@ -56,8 +65,8 @@ class QueueWorker(Worker):
         self.traces = traces or TraceService()
         self.concurrency = concurrency
         self.critical = critical
-        self.max_attempts = max_attempts or getattr(queue, "max_attempts", None) or DEFAULT_MAX_ATTEMPTS
-        self.retry_backoff = retry_backoff or getattr(queue, "retry_backoff", None) or Backoff()
+        self.max_attempts = max_attempts or queue.max_attempts or DEFAULT_MAX_ATTEMPTS
+        self.retry_backoff = retry_backoff or queue.retry_backoff or Backoff()
         self.poll_timeout = poll_timeout
         self.prefetch = max(1, prefetch)
         self._batch_size = 1
@@ -135,13 +144,21 @@ class QueueWorker(Worker):
         return WorkerStatus(state, in_flight, counts["processed"], counts["failed"], self._last_error or self._crash)
 
     def health(self) -> WorkerHealth:
-        """Unhealthy when a thread crashed, degraded (unhealthy if critical) while the queue fails."""
+        """Unhealthy when a thread crashed; degraded (unhealthy if critical) while the queue fails or is paused."""
         if self._crash:
             return WorkerHealth(HealthStatus.UNHEALTHY, f"consumer thread crashed: {self._crash}")
         if self._queue_error:
             level = HealthStatus.UNHEALTHY if self.critical else HealthStatus.DEGRADED
             return WorkerHealth(level, f"queue unavailable: {self._queue_error}")
+        if self._queue_paused():
+            return WorkerHealth(HealthStatus.DEGRADED, "queue is paused: no task is leased until it is resumed")
         return WorkerHealth(HealthStatus.OK, f"{self.concurrency} thread(s)")
+
+    def _queue_paused(self) -> bool:
+        try:
+            return self.queue.is_paused()
+        except Exception:  # noqa: BLE001 - an unreachable queue shows through the consumer loop's error
+            return False
 
     def metrics(self) -> dict[str, Any]:
         """Counters and the handler duration histogram, for `/metrics`."""

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import PlbaProcess, plba_env, write_distribution
+from tests.packaging import Installed, install_both
 
 WORKING_PLUGIN = '''
 import sys
@@ -80,3 +81,9 @@ def running(project: Path, env: dict[str, str]) -> Iterator[list[PlbaProcess]]:
     yield started
     for process in started:
         process.kill()
+
+
+@pytest.fixture(scope="session")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
+    """Both wheels built and installed into a fresh plain venv, once for the whole session."""
+    return install_both(tmp_path_factory.mktemp("packaging"))

@@ -23,8 +23,8 @@ def wait_for(condition: Callable[[], Any], timeout: float = 10.0, message: str =
 
 
 def write_distribution(site: Path, dist: str, version: str, entry_points: dict[str, str],
-                       modules: dict[str, str]) -> Path:
-    """Install a plugin distribution into `site` the way pip lays it out: modules plus a .dist-info."""
+                       modules: dict[str, str], group: str = "plba.modules") -> Path:
+    """Install a distribution into `site` the way pip lays it out: modules plus a .dist-info with entry points."""
     site.mkdir(parents=True, exist_ok=True)
     for name, source in modules.items():
         (site / f"{name}.py").write_text(textwrap.dedent(source))
@@ -32,7 +32,7 @@ def write_distribution(site: Path, dist: str, version: str, entry_points: dict[s
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
     lines = "".join(f"{name} = {target}\n" for name, target in entry_points.items())
-    (info / "entry_points.txt").write_text(f"[plba.modules]\n{lines}")
+    (info / "entry_points.txt").write_text(f"[{group}]\n{lines}")
     return site
 
 

@@ -55,7 +55,7 @@ def test_a_dead_lettered_task_keeps_its_error() -> None:
     task = queue.consume(timeout=1)
     queue.dead_letter(task, "ValueError: bad")
     assert queue.stats()["dead"] == 1
-    assert queue.dead_tasks()[0].metadata["error"] == "ValueError: bad"
+    assert queue.list_dead().tasks[0].metadata["error"] == "ValueError: bad"
 
 
 def test_publishing_to_a_full_queue_waits_then_raises_a_clear_error() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -78,7 +79,7 @@ def test_a_task_that_always_fails_is_dead_lettered_with_its_error(queue: InMemor
     queue.publish(Task("t", "order-7"))
     wait_for(lambda: queue.stats()["dead"] == 1, message="dead letter")
     # Then it was tried three times and dead-lettered with the error; nothing is left anywhere else
-    dead = queue.dead_tasks()[0]
+    dead = queue.list_dead().tasks[0]
     assert dead.attempts == 3 and dead.metadata["error"] == "ValueError: cannot parse order-7"
     assert worker.metrics()["dead_lettered"] == 1
     stats = queue.stats()
@@ -95,7 +96,7 @@ def test_a_task_delivered_beyond_its_attempts_is_dead_lettered_without_running(q
     wait_for(lambda: queue.stats()["dead"] == 1, message="dead letter")
     # Then the handler never ran and the error says why
     assert ran == []
-    assert "never finished" in queue.dead_tasks()[0].metadata["error"]
+    assert "never finished" in queue.list_dead().tasks[0].metadata["error"]
     stop(worker)
 
 
@@ -174,3 +175,42 @@ def test_forced_stop_gives_the_in_flight_task_back_to_the_queue(queue: InMemoryT
 def test_concurrency_below_one_is_refused(queue: InMemoryTaskQueue) -> None:
     with pytest.raises(ValueError, match="concurrency must be at least 1"):
         QueueWorker("w", queue, print, concurrency=0)
+
+
+class CountingQueue(InMemoryTaskQueue):
+    """An in-memory queue that records how long each lease call waited while the queue was paused."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.paused_calls: list[tuple[float, float]] = []
+
+    def consume_many(self, max_count: int, timeout: float | None = None) -> list[Task]:
+        """Lease as usual; while paused, note (timeout asked, seconds waited)."""
+        paused, started = self.is_paused(), time.monotonic()
+        leased = super().consume_many(max_count, timeout)
+        if paused and not leased:
+            self.paused_calls.append((timeout or 0.0, time.monotonic() - started))
+        return leased
+
+
+def test_a_worker_on_a_paused_queue_waits_reports_degraded_and_resumes() -> None:
+    """Given a paused queue, then its worker leases nothing and each lease call waits its poll timeout.
+
+    Health is degraded with the reason; after resume the task is handled and health is ok again.
+    """
+    queue = CountingQueue()
+    handled = []
+    queue.pause()
+    worker = run_worker(QueueWorker("w", queue, lambda task: handled.append(task.payload), poll_timeout=0.1))
+    queue.publish(Task("t", "after resume"))
+    # Two more empty lease calls: at least one began after the task was there to lease.
+    seen = len(queue.paused_calls)
+    wait_for(lambda: len(queue.paused_calls) >= seen + 2, message="the worker to poll the paused queue")
+    assert handled == []
+    assert all(waited >= asked > 0 for asked, waited in queue.paused_calls), queue.paused_calls
+    health = worker.health()
+    assert health.status == "degraded" and "paused" in health.detail
+    queue.resume()
+    wait_for(lambda: handled == ["after resume"], message="the task to be handled after resume")
+    assert worker.health().status == "ok"
+    stop(worker)

@@ -296,7 +296,8 @@ def test_an_unknown_queue_backend_is_a_configuration_error() -> None:
         def register(self, registry) -> None:
             registry.queue("jobs")
 
-    with pytest.raises(ConfigError, match=r"platform.queues.jobs.backend: must be 'memory' or 'redis'"):
+    unknown = r"platform.queues.jobs.backend: unknown backend 'kafka' \(installed: memory, redis\)"
+    with pytest.raises(ConfigError, match=unknown):
         make(UsesQueue(), platform={"queues": {"jobs": {"backend": "kafka"}}}).build()
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from plba import __version__
-from plba.cli import config_cmd, control_cmd, plugins_cmd, run_cmd, schedules_cmd, traces_cmd
+from plba.cli import accounts_cmd, config_cmd, control_cmd, plugins_cmd, run_cmd, schedules_cmd, traces_cmd
 from plba.cli.common import State
 
 app = typer.Typer(
@@ -42,4 +42,6 @@ app.command("stop")(control_cmd.stop)
 app.add_typer(plugins_cmd.app, name="plugins")
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(traces_cmd.app, name="traces")
+app.add_typer(accounts_cmd.users, name="users")
+app.add_typer(accounts_cmd.tokens, name="tokens")
 app.add_typer(schedules_cmd.app, name="schedules")

@@ -7,11 +7,14 @@ import enum
 import sys
 import time
 from collections.abc import Iterator
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 
-from plba.errors import PlbaError, ProblemsError
+from plba.errors import PlbaError, ProblemsError, UsageError
+
+if TYPE_CHECKING:
+    from plba.plugins import PluginSet
 
 # When the command line was loaded: `plba run` reports its start-up time from here.
 LAUNCHED = time.monotonic()
@@ -55,6 +58,25 @@ def reported_errors() -> Iterator[None]:
         if State.debug:
             raise
         fail(error_lines(exc), exc.exit_code)
+
+
+def select_plugins(names: list[str] | None) -> PluginSet:
+    """Discover the plugins named by `--plugin` (else `PLBA_LOAD_PLUGINS`, else all); others are disabled.
+
+    UsageError when a name is not installed, listing the names that are.
+    """
+    from plba.plugins import PluginSet, selection_from_env
+
+    selection = set(names) if names else selection_from_env()
+    plugins = PluginSet()
+    plugins.discover(selection)
+    unknown = plugins.unknown(selection or ())
+    if unknown:
+        installed = ", ".join(sorted(info.name for info in plugins.infos)) or "none"
+        missing = ", ".join(repr(name) for name in unknown)
+        subject = f"plugin {missing} is" if len(unknown) == 1 else f"plugins {missing} are"
+        raise UsageError(f"{subject} not installed (installed: {installed})")
+    return plugins
 
 
 # Identifiers (plugin, worker, queue names) are never cut: up to this width they keep one line, beyond it they fold.

@@ -16,6 +16,9 @@ if TYPE_CHECKING:
 
 UrlOption = Annotated[str | None, typer.Option(
     "--url", help="Control plane URL. Default: http://<platform.control.host>:<platform.control.port>.")]
+TokenOption = Annotated[str | None, typer.Option(
+    "--token", envvar="PLBA_TOKEN", show_envvar=True,
+    help="Bearer token to send (a user's token from `plba tokens create`). Default: platform.control.token.")]
 # After a stop is accepted, how much longer than the drain budget to wait for the instance to go away.
 EXIT_MARGIN = 10.0
 POLL_INTERVAL = 0.1
@@ -24,11 +27,12 @@ POLL_INTERVAL = 0.1
 def status(
     config: ConfigOption = None,
     url: UrlOption = None,
+    token: TokenOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the status and health as JSON.")] = False,
 ) -> None:
     """Show a running instance's state, workers, queues and health."""
     with reported_errors():
-        client, _ = client_for(config, url)
+        client, _ = client_for(config, url, token)
         _, state = client.get("/status")
         _, health = client.get("/health", ok=(200, 503))
     if as_json:
@@ -40,6 +44,7 @@ def status(
 def stop(
     config: ConfigOption = None,
     url: UrlOption = None,
+    token: TokenOption = None,
     force: Annotated[bool, typer.Option("--force", help="Do not drain: give in-flight tasks back at once.")] = False,
     timeout: Annotated[float | None, typer.Option(
         "--timeout", min=0, help="Drain budget in seconds. Default: the instance's platform.shutdown_timeout.")] = None,
@@ -47,7 +52,7 @@ def stop(
 ) -> None:
     """Ask a running instance to stop gracefully (or at once with --force)."""
     with reported_errors():
-        client, settings = client_for(config, url)
+        client, settings = client_for(config, url, token)
         client.post("/actions/stop", {"force": force, "timeout": timeout})
         typer.echo(f"stop requested at {client.url}{' (forced)' if force else ''}")
         if not wait:
@@ -58,10 +63,10 @@ def stop(
         typer.echo("stopped")
 
 
-def client_for(config: Any, url: str | None) -> tuple[ControlClient, Any]:
-    """A client for the instance the settings describe (or `url`), with the settings read."""
+def client_for(config: Any, url: str | None, token: str | None = None) -> tuple[ControlClient, Any]:
+    """A client for the instance the settings describe (or `url`), sending `token` or the service token."""
     from plba.config import ConfigurationManager
-    from plba.control.auth import configured_token
+    from plba.control import configured_token
     from plba.control.client import ControlClient
 
     settings = ConfigurationManager(config or []).settings
@@ -74,7 +79,7 @@ def client_for(config: Any, url: str | None) -> tuple[ControlClient, Any]:
         # An instance listening on every interface is reached through loopback.
         host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
         url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-    return ControlClient(url, configured_token(settings)), settings
+    return ControlClient(url, token or configured_token(settings)), settings
 
 
 def _wait_gone(client: ControlClient, limit: float) -> bool:

@@ -8,6 +8,9 @@ from typing import Annotated
 
 import typer
 
+from plba.cli.common import reported_errors, select_plugins
+from plba.cli.run_cmd import PluginOption
+
 app = typer.Typer(help="Inspect installed plugins.", no_args_is_help=True)
 
 STATUS_STYLE = {"loaded": "green", "failed": "bold red", "disabled": "dim"}
@@ -16,12 +19,11 @@ STATUS_STYLE = {"loaded": "green", "failed": "bold red", "disabled": "dim"}
 @app.command("list")
 def list_plugins(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    plugin: PluginOption = None,
 ) -> None:
     """One row per discovered plugin: name, distribution, version, status, hooks; errors under the table."""
-    from plba.plugins import PluginSet, selection_from_env
-
-    plugins = PluginSet()
-    infos = plugins.discover(selection_from_env())
+    with reported_errors():
+        infos = select_plugins(plugin).infos
     if as_json:
         typer.echo(json.dumps([info.to_dict() for info in infos], indent=2))
         return
@@ -54,7 +56,6 @@ def new_plugin(
     path: Annotated[Path, typer.Option("--path", help="Directory to create the project in.")] = Path("."),
 ) -> None:
     """Create a pip-installable plugin project PATH/NAME with a worker, a health check, settings and tests."""
-    from plba.cli.common import reported_errors
     from plba.scaffold import new_plugin as scaffold
 
     with reported_errors():

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from plba.cli.common import LAUNCHED, ExitCode, State, fail, reported_errors
+from plba.cli.common import LAUNCHED, ExitCode, State, fail, reported_errors, select_plugins
 
 if TYPE_CHECKING:
     from plba.runtime import RuntimeManager
@@ -29,19 +29,12 @@ def run(
     """Run the selected plugins in the foreground until SIGINT/SIGTERM or a stop action."""
     from plba.config import ConfigurationManager
     from plba.logs import configure_from_settings
-    from plba.plugins import PluginSet, selection_from_env
     from plba.runtime import RuntimeManager
 
     with reported_errors():
         settings = ConfigurationManager(config or [])
         configure_from_settings(settings.settings, debug=State.debug)
-        selection = set(plugin) if plugin else selection_from_env()
-        plugins = PluginSet()
-        plugins.discover(selection)
-        unknown = plugins.unknown(selection or ())
-        if unknown:
-            fail([f"plugin {name!r} is not installed (no such entry point in 'plba.modules')" for name in unknown],
-                 ExitCode.USAGE)
+        plugins = select_plugins(plugin)
         broken = plugins.failed()
         if broken:
             fail([f"plugin {info.label} is broken: {info.error} "

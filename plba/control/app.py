@@ -17,8 +17,9 @@ from werkzeug.exceptions import BadRequest, Conflict, HTTPException, MethodNotAl
 from werkzeug.routing import RoutingException
 
 from plba.config import MASK, settings_dict
-from plba.control import auth
+from plba.control import auth, configured_token
 from plba.errors import PlbaError, ProblemsError
+from plba.users import Accounts, Role
 
 if TYPE_CHECKING:
     from plba.control.waitress_ext import Refusal
@@ -56,6 +57,7 @@ class ControlState:
         self.lock = threading.Lock()
         self._guard_of: Any = None
         self._guard: Guard | None = None
+        self._accounts: tuple[Guard, Accounts] | None = None
 
     def guard(self) -> Guard:
         """Token, protect_reads and secret values of the settings in force, read again after a reload.
@@ -67,6 +69,22 @@ class ControlState:
             self._guard = Guard.read(settings, self.runtime.config)
             self._guard_of = settings
         return self._guard
+
+    def service_token(self) -> str | None:
+        """`platform.control.token` in force, or None."""
+        return self.guard().token
+
+    def protect_reads(self) -> bool:
+        """`platform.control.protect_reads` in force."""
+        return self.guard().protect_reads
+
+    def accounts(self) -> Accounts:
+        """The users and tokens of the runtime's platform database, built again after a reload."""
+        guard = self.guard()
+        if self._accounts is None or self._accounts[0] is not guard:
+            settings = self.runtime.settings
+            self._accounts = (guard, Accounts.from_settings(settings, self.runtime.database))
+        return self._accounts[1]
 
     def join_stop(self, timeout: float) -> None:
         """Wait for a background stop started by `POST /actions/stop` (unless called from it)."""
@@ -90,7 +108,7 @@ class Guard:
                   if isinstance(value, str) and len(value) >= MIN_SECRET_LENGTH and config.is_secret(key)}
         # Longest first, so a secret containing another is replaced whole.
         secrets = tuple(sorted((json.dumps(v)[1:-1] for v in values), key=len, reverse=True))
-        return cls(auth.configured_token(settings), bool(settings.get("platform.control.protect_reads", False)),
+        return cls(configured_token(settings), bool(settings.get("platform.control.protect_reads", False)),
                    secrets)
 
 
@@ -117,6 +135,7 @@ def register_plugin_routes(app: Flask, runtime: Any) -> None:
 
 
 @control.get("/health")
+@auth.public
 def health() -> Response:
     """Overall health and each component; 503 when unhealthy."""
     report = _runtime().health()
@@ -124,6 +143,7 @@ def health() -> Response:
 
 
 @control.get("/health/live")
+@auth.public
 def live() -> Response:
     """200 while the process makes progress, else 503."""
     ok, reason = _runtime().live()
@@ -131,6 +151,7 @@ def live() -> Response:
 
 
 @control.get("/health/ready")
+@auth.public
 def ready() -> Response:
     """200 only when started, not stopping, and every critical component is ok; else 503."""
     ok, reason = _runtime().ready()
@@ -138,18 +159,21 @@ def ready() -> Response:
 
 
 @control.get("/status")
+@auth.requires(Role.VIEWER)
 def status() -> Response:
     """State, workers, queues and plugins."""
     return reply(_runtime().status())
 
 
 @control.get("/plugins")
+@auth.requires(Role.VIEWER)
 def plugins() -> Response:
     """The same objects as `plba plugins list --json`."""
     return reply([info.to_dict() for info in _runtime().plugins.infos])
 
 
 @control.get("/metrics")
+@auth.requires(Role.VIEWER, scrape=True)
 def metrics() -> Response:
     """Prometheus text format."""
     from plba.control.metrics import CONTENT_TYPE, render
@@ -165,6 +189,7 @@ def schedules() -> Response:
 
 
 @control.get("/openapi.json")
+@auth.requires(Role.VIEWER)
 def openapi() -> Response:
     """The OpenAPI document of these endpoints."""
     from plba.control.openapi import document
@@ -176,6 +201,7 @@ def openapi() -> Response:
 
 
 @control.post("/actions/stop")
+@auth.requires(Role.OPERATOR)
 def stop() -> Response:
     """Accept a graceful (or forced) stop: 202, then the drain runs in the background."""
     body = read_body({"force": _boolean, "timeout": _timeout})
@@ -199,6 +225,7 @@ def stop() -> Response:
 
 
 @control.post("/actions/start")
+@auth.requires(Role.OPERATOR)
 def start() -> Response:
     """Start a stopped runtime again: 202, or 409 when it is not stopped."""
     read_body({})
@@ -213,6 +240,7 @@ def start() -> Response:
 
 
 @control.post("/actions/reload")
+@auth.requires(Role.OPERATOR)
 def reload() -> Response:
     """Re-read the configuration: 200 with the changed keys, 422 with every problem when invalid."""
     read_body({})
@@ -294,9 +322,7 @@ def _authorize() -> None:
     # Unknown paths and wrong methods get their 404/405 first: nothing is revealed by them.
     if request.routing_exception is not None:
         return
-    guard = _state().guard()
-    if auth.needs_token(request.method, guard.protect_reads):
-        auth.authorize(request.headers.get("Authorization"), guard.token)
+    auth.require(auth.access_of(current_app.view_functions.get(request.endpoint), request.method))
 
 
 def refusal_before_body(app: Flask, method: str, path: str, headers: Mapping[str, str]) -> Refusal | None:

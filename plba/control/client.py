@@ -10,7 +10,8 @@ from typing import Any
 
 from plba.errors import ControlPlaneError
 
-TOKEN_HINT = "set platform.control.token in .secrets.toml or PLBA_PLATFORM__CONTROL__TOKEN to the instance's token"
+TOKEN_HINT = ("pass --token or set PLBA_TOKEN to a user's token (`plba tokens create`), or set "
+              "platform.control.token in .secrets.toml (or PLBA_PLATFORM__CONTROL__TOKEN) to the instance's token")
 
 
 class ControlClient:
@@ -57,10 +58,12 @@ class ControlClient:
         error = answer.get("error") if isinstance(answer, dict) else None
         where = f"{method} {self.url}{path}"
         if code == 401:
-            return f"{where}: the control plane needs a token; {TOKEN_HINT}"
+            refused = error if self.token and error else "the control plane needs a token"
+            return f"{where}: {refused}; {TOKEN_HINT}"
         if code == 403:
-            # The server's own message already says how to configure a token when it has none.
-            hint = "" if ".secrets.toml" in str(error) else f"; {TOKEN_HINT}"
+            # The server's own message already says how to configure a token when it has none, and
+            # a refusal for a too small role is not fixed by another token setting.
+            hint = "" if ".secrets.toml" in str(error) or " role" in str(error) else f"; {TOKEN_HINT}"
             return f"{where}: refused: {error}{hint}"
         return f"{where}: {code} {error or 'unexpected answer'}"
 

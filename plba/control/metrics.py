@@ -22,6 +22,7 @@ QUEUE_GAUGES = {
     "in_flight": "Tasks leased by a consumer and not yet acknowledged.",
     "delayed": "Tasks waiting for their retry delay.",
     "dead": "Tasks in the dead-letter queue.",
+    "paused": "1 while the queue is paused (no consumer leases from it), else 0.",
 }
 
 
@@ -58,8 +59,8 @@ class RuntimeCollector:
         statuses = {status["name"]: status for status in supervisor.statuses()} if supervisor else {}
         for worker in workers:
             status = statuses.get(worker.name, {})
-            # Workers other than QueueWorker only report processed/failed through their status.
-            readings = worker.metrics() if hasattr(worker, "metrics") else status
+            # Workers without metrics of their own (the default) report processed/failed through their status.
+            readings = worker.metrics() or status
             for key, family in counters.items():
                 family.add_metric([worker.name], float(readings.get(key, 0) or 0))
             histogram = readings.get("durations")

@@ -14,14 +14,18 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 ERROR = {"$ref": "#/components/schemas/Error"}
 ERRORS = {
     "400": _json(ERROR, "Malformed body or wrong field types."),
-    "401": _json(ERROR, "No bearer token given."),
-    "403": _json(ERROR, "Wrong token, or no token configured on the server."),
+    "401": _json(ERROR, "No bearer token, or (once users exist) an unknown, expired or revoked one."),
+    "403": _json(ERROR, "The user's role is too small; before any user exists: a wrong token, or none configured."),
+    "503": _json(ERROR, "The platform database cannot be read, so no credential can be checked."),
 }
 OBJECT = {"type": "object"}
 
 
-def _read(summary: str, schema: dict[str, Any], extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    responses = {"200": _json(schema, "OK."), **(extra or {})}
+def _read(summary: str, schema: dict[str, Any], extra: dict[str, Any] | None = None,
+          probe: bool = False) -> dict[str, Any]:
+    # Reads other than the probes need a viewer once users exist.
+    refusals = {} if probe else {code: ERRORS[code] for code in ("401", "403", "503")}
+    responses = {"200": _json(schema, "OK."), **refusals, **(extra or {})}
     return {"get": {"summary": summary, "responses": responses, "security": [{}, {"bearer": []}]}}
 
 
@@ -45,11 +49,11 @@ def document() -> dict[str, Any]:
         "info": {"title": "PLBA control plane", "version": __version__},
         "paths": {
             "/health": _read("Overall health and each component.", {"$ref": "#/components/schemas/Health"},
-                             {"503": _json({"$ref": "#/components/schemas/Health"}, "Unhealthy.")}),
+                             {"503": _json({"$ref": "#/components/schemas/Health"}, "Unhealthy.")}, probe=True),
             "/health/live": _read("Liveness: the process makes progress.", PROBE,
-                                  {"503": _json(PROBE, "A worker is stuck.")}),
+                                  {"503": _json(PROBE, "A worker is stuck.")}, probe=True),
             "/health/ready": _read("Readiness: started, not stopping, critical components ok.", PROBE,
-                                   {"503": _json(PROBE, "Not ready.")}),
+                                   {"503": _json(PROBE, "Not ready.")}, probe=True),
             "/status": _read("State, workers, queues and plugins.", {"$ref": "#/components/schemas/Status"}),
             "/metrics": {"get": {"summary": "Prometheus text format.", "security": [{}, {"bearer": []}],
                                  "responses": {"200": {"description": "OK.",
@@ -86,7 +90,8 @@ def document() -> dict[str, Any]:
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
-                                           "description": "platform.control.token"}},
+                                           "description": "a user's token (`plba tokens create`) or "
+                                                          "platform.control.token (the service, role admin)"}},
             "schemas": {
                 "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
                 "Health": {"type": "object", "required": ["status", "components"],

@@ -5,27 +5,49 @@ from __future__ import annotations
 import collections
 import heapq
 import itertools
+import logging
 import threading
 import time
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
 
-from plba.contracts import Task, TaskQueue
+from plba.backoff import Backoff
+from plba.contracts import (
+    DEFAULT_DEAD_MAX,
+    DeadPage,
+    DeadTask,
+    RequeueResult,
+    Task,
+    TaskQueue,
+    check_limit,
+    check_purge,
+    requested_ids,
+    reset_for_requeue,
+)
 from plba.errors import QueueFullError
 from plba.tracing.context import inject
 
+logger = logging.getLogger("plba.queue.memory")
+
 
 class InMemoryTaskQueue(TaskQueue):
-    """Tasks for workers in this process; `maxsize=0` means unbounded."""
+    """Tasks for workers in this process; `maxsize=0` means unbounded, `dead_max=0` keeps every dead letter."""
 
-    def __init__(self, maxsize: int = 10_000, publish_timeout: float = 5.0, name: str = "memory") -> None:
+    def __init__(self, maxsize: int = 10_000, publish_timeout: float = 5.0, name: str = "memory", *,
+                 max_attempts: int | None = None, retry_backoff: Backoff | None = None,
+                 dead_max: int = DEFAULT_DEAD_MAX) -> None:
         self.name = name
         self.maxsize = maxsize
         self.publish_timeout = publish_timeout
+        self.max_attempts = max_attempts
+        self.retry_backoff = retry_backoff
+        self.dead_max = dead_max
         self._ready: collections.deque[Task] = collections.deque()
         self._delayed: list[tuple[float, int, Task]] = []
         self._in_flight: dict[str, Task] = {}
-        self._dead: list[Task] = []
+        # Dead letters by a sequence number, oldest first: the number is the paging cursor, and two
+        # dead tasks that share an id are both kept.
+        self._dead: dict[int, Task] = {}
         self._order = itertools.count()
         self._lock = threading.Lock()
         self._not_empty = threading.Condition(self._lock)
@@ -33,6 +55,23 @@ class InMemoryTaskQueue(TaskQueue):
         self._acked = 0
         self._published = 0
         self._wakeups = 0
+        self._paused = False
+
+    @classmethod
+    def from_settings(cls, name: str, table: Mapping[str, Any]) -> InMemoryTaskQueue:
+        """The queue a `[platform.queues.<name>]` table with `backend = "memory"` (or none) describes."""
+        retry_backoff = None
+        if "retry_delay" in table or "retry_delay_max" in table:
+            retry_backoff = Backoff(base=float(table.get("retry_delay", 1.0)),
+                                    cap=float(table.get("retry_delay_max", 300.0)))
+        return cls(
+            maxsize=int(table.get("maxsize", 10_000)),
+            publish_timeout=float(table.get("publish_timeout", 5.0)),
+            name=name,
+            max_attempts=int(table["max_attempts"]) if "max_attempts" in table else None,
+            retry_backoff=retry_backoff,
+            dead_max=int(table.get("dead_max", DEFAULT_DEAD_MAX)),
+        )
 
     def publish(self, task: Task, timeout: float | None = None) -> None:
         """Add a task, waiting up to `timeout` (default `publish_timeout`) while the queue is full."""
@@ -63,7 +102,7 @@ class InMemoryTaskQueue(TaskQueue):
             while True:
                 if self._delayed:
                     self._promote_due()
-                if self._ready:
+                if self._ready and not self._paused:
                     leased = []
                     for _ in range(min(max_count, len(self._ready))):
                         task = self._ready.popleft()
@@ -108,20 +147,28 @@ class InMemoryTaskQueue(TaskQueue):
             self._not_empty.notify()
 
     def dead_letter(self, task: Task, error: str) -> None:
-        """Move a leased task to the dead-letter list with its error."""
+        """Move a leased task to the dead-letter list with its error; beyond `dead_max` the oldest is dropped."""
         with self._lock:
             self._in_flight.pop(task.id, None)
             task.metadata["error"] = error
-            self._dead.append(task)
+            task.metadata["dead_lettered_at"] = time.time()
+            self._dead[next(self._order)] = task
+            while self.dead_max and len(self._dead) > self.dead_max:
+                oldest = self._dead.pop(next(iter(self._dead)))
+                logger.warning("queue %s: more than %d dead letters; dropped the oldest, task %s (%s)",
+                               self.name, self.dead_max, oldest.id, oldest.name)
             self._not_full.notify_all()
 
     def wait_empty(self, timeout: float) -> bool:
-        """Wait up to `timeout` until nothing is ready, delayed or in flight; True when empty."""
+        """Wait up to `timeout` until nothing is ready, delayed or in flight; True when empty.
+
+        A paused queue is not drained, so it answers at once.
+        """
         deadline = time.monotonic() + timeout
         with self._not_full:
             while self._backlog():
                 remaining = deadline - time.monotonic()
-                if remaining <= 0:
+                if remaining <= 0 or self._paused:
                     return False
                 self._not_full.wait(remaining)
             return True
@@ -132,13 +179,8 @@ class InMemoryTaskQueue(TaskQueue):
             self._wakeups += 1
             self._not_empty.notify_all()
 
-    def dead_tasks(self) -> list[Task]:
-        """A copy of the dead-lettered tasks, oldest first."""
-        with self._lock:
-            return list(self._dead)
-
     def stats(self) -> dict[str, Any]:
-        """Depth (ready now), in flight, delayed and dead counts, plus totals."""
+        """Depth (ready now), in flight, delayed and dead counts, whether paused, plus totals."""
         with self._lock:
             return {
                 "backend": "memory",
@@ -146,9 +188,78 @@ class InMemoryTaskQueue(TaskQueue):
                 "in_flight": len(self._in_flight),
                 "delayed": len(self._delayed),
                 "dead": len(self._dead),
+                "paused": self._paused,
                 "published": self._published,
                 "acked": self._acked,
             }
+
+    # -- operating: dead letters and controls -----------------------------------------------
+
+    def list_dead(self, limit: int = 100, cursor: str | None = None) -> DeadPage:
+        """Up to `limit` dead letters, oldest first, after `cursor`."""
+        check_limit(limit)
+        after = self._cursor_position(cursor)
+        with self._lock:
+            page = [(seq, task) for seq, task in self._dead.items() if seq > after][:limit + 1]
+        more = len(page) > limit
+        page = page[:limit]
+        return DeadPage([DeadTask.from_task(task) for _, task in page], str(page[-1][0]) if more else None)
+
+    def requeue(self, ids: Iterable[str]) -> RequeueResult:
+        """Move the dead tasks with these ids back to the ready tasks, attempts reset."""
+        wanted = requested_ids(ids)
+        lookup = set(wanted)
+        with self._lock:
+            moved = self._move_back([seq for seq, task in self._dead.items() if task.id in lookup])
+        found = {task.id for task in moved}
+        return RequeueResult(len(moved), [task_id for task_id in wanted if task_id not in found])
+
+    def requeue_all(self) -> RequeueResult:
+        """Move every dead task back to the ready tasks, attempts reset."""
+        with self._lock:
+            return RequeueResult(len(self._move_back(list(self._dead))))
+
+    def purge(self, what: Literal["dead", "ready"]) -> int:
+        """Delete every dead or every ready task; returns how many."""
+        check_purge(what)
+        with self._lock:
+            store = self._dead if what == "dead" else self._ready
+            removed = len(store)
+            store.clear()
+            self._not_full.notify_all()
+        return removed
+
+    def pause(self) -> None:
+        """Stop consumers from leasing until `resume`; they wait without spinning."""
+        with self._lock:
+            self._paused = True
+
+    def resume(self) -> None:
+        """Let consumers lease again, waking those that wait."""
+        with self._lock:
+            self._paused = False
+            self._not_empty.notify_all()
+
+    def is_paused(self) -> bool:
+        """Whether the queue is paused."""
+        return self._paused
+
+    def _move_back(self, seqs: list[int]) -> list[Task]:
+        """Move these dead letters to the ready tasks; the caller holds the lock, so the move is atomic."""
+        moved = [reset_for_requeue(self._dead.pop(seq)) for seq in seqs]
+        # Past maxsize if need be: these tasks were accepted once and must not be lost half-way.
+        self._ready.extend(moved)
+        self._not_empty.notify_all()
+        return moved
+
+    @staticmethod
+    def _cursor_position(cursor: str | None) -> int:
+        if cursor is None:
+            return -1
+        try:
+            return int(cursor)
+        except ValueError:
+            raise ValueError(f"not a dead-letter cursor of this queue: {cursor!r}") from None
 
     def _backlog(self) -> int:
         return len(self._ready) + len(self._delayed) + len(self._in_flight)

@@ -5,6 +5,8 @@ in a Redis hash before handing it out; `ack` XACKs and XDELs it; `nack` moves it
 that is moved back to the stream when due; `dead_letter` moves it to a dead-letter stream. A
 lease whose consumer stopped renewing it is taken over with XAUTOCLAIM after the visibility
 timeout, so a task whose process died is delivered again, and its attempt was already counted.
+Operators read the dead letters, move them back (`requeue`), `purge` and `pause` the queue; the
+pause flag is a key, so every process sharing the queue stops leasing.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Literal
 
 import redis
 from redis.backoff import ExponentialBackoff
@@ -29,10 +31,22 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 from plba.backoff import Backoff
-from plba.contracts import Task, TaskQueue
+from plba.contracts import (
+    DEFAULT_DEAD_MAX,
+    DeadPage,
+    DeadTask,
+    RequeueResult,
+    Task,
+    TaskQueue,
+    check_limit,
+    check_purge,
+    requested_ids,
+    reset_for_requeue,
+)
 from plba.errors import ConfigError, QueueUnavailableError
+from plba.masking import mask_url
 from plba.queue import redis_scripts
-from plba.queue.redis_support import DEFAULT_URL, QueueKeys, RedisQueueSettings, decode, encode, safe_url
+from plba.queue.redis_support import DEFAULT_URL, QueueKeys, RedisQueueSettings, encode, entry_time
 from plba.tracing.context import inject
 
 logger = logging.getLogger("plba.queue.redis")
@@ -47,6 +61,10 @@ ACK_BATCH = 1000
 # How often consumers move due delayed tasks back to the stream: the precision of retry delays.
 PROMOTE_INTERVAL = 0.1
 PUBLISH_CHUNK = 500
+# Dead letters read (and moved) per round trip by requeue; ready entries deleted per call by purge.
+# Each batch is one atomic script, short enough not to stall Redis for other clients.
+DEAD_BATCH = 1000
+PURGE_BATCH = 5000
 UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 
 # What the reading scripts return per entry: [entry id, attempts counted, task as a dict].
@@ -69,13 +87,15 @@ class RedisTaskQueue(TaskQueue):
         prefetch: int = 20,
         key_prefix: str = "plba",
         socket_timeout: float = 10.0,
+        dead_max: int = DEFAULT_DEAD_MAX,
     ) -> None:
         self.name = name
-        self.url = safe_url(url)
+        self.url = mask_url(url)
         self.visibility_timeout = visibility_timeout
         self.max_attempts = max_attempts
         self.retry_backoff = retry_backoff or Backoff()
         self.prefetch = prefetch
+        self.dead_max = dead_max
         self.keys = QueueKeys.for_queue(key_prefix, name)
         self.consumer = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         try:
@@ -96,6 +116,9 @@ class RedisTaskQueue(TaskQueue):
         self._publish_script = self._client.register_script(redis_scripts.PUBLISH)
         self._fetch_script = self._client.register_script(redis_scripts.FETCH)
         self._claim_script = self._client.register_script(redis_scripts.CLAIM)
+        self._requeue_script = self._client.register_script(redis_scripts.REQUEUE)
+        self._purge_ready_script = self._client.register_script(redis_scripts.PURGE_READY)
+        self._dead_range_script = self._client.register_script(redis_scripts.DEAD_RANGE)
         self._lock = threading.Lock()
         self._buffer: collections.deque[Task] = collections.deque()
         self._leases: dict[str, str] = {}  # task id -> stream entry id, for every task this consumer holds
@@ -143,6 +166,7 @@ class RedisTaskQueue(TaskQueue):
             prefetch=settings.prefetch,
             key_prefix=settings.key_prefix,
             socket_timeout=settings.socket_timeout,
+            dead_max=settings.dead_max,
         )
 
     # -- producing -------------------------------------------------------------------------
@@ -247,12 +271,12 @@ class RedisTaskQueue(TaskQueue):
             self._flush_acks()
         with self._unavailable("reading stats"):
             try:
-                length, pending, delayed, dead, consumers = self._read_stats()
+                length, pending, delayed, dead, consumers, paused = self._read_stats()
             except ResponseError as exc:
                 if "NOGROUP" not in str(exc):
                     raise
                 self._ensure_group()
-                length, pending, delayed, dead, consumers = self._read_stats()
+                length, pending, delayed, dead, consumers, paused = self._read_stats()
         in_flight = int(pending["pending"])
         return {
             "backend": "redis",
@@ -263,6 +287,7 @@ class RedisTaskQueue(TaskQueue):
             "in_flight": in_flight,
             "delayed": delayed,
             "dead": dead,
+            "paused": bool(paused),
             "consumers": len(consumers),
             "buffered": len(self._buffer),
         }
@@ -274,13 +299,101 @@ class RedisTaskQueue(TaskQueue):
         pipe.zcard(self.keys.delayed)
         pipe.xlen(self.keys.dead)
         pipe.xinfo_consumers(self.keys.stream, GROUP)
+        pipe.exists(self.keys.paused)
         return pipe.execute()
 
-    def dead_tasks(self, count: int = 100) -> list[Task]:
-        """The oldest `count` dead-lettered tasks, with `error` and `attempts` in their metadata."""
+    # -- operating: dead letters and controls -----------------------------------------------
+
+    def list_dead(self, limit: int = 100, cursor: str | None = None) -> DeadPage:
+        """Up to `limit` dead letters, oldest first, after `cursor` (a dead-letter stream entry id)."""
+        check_limit(limit)
+        entries = self._dead_entries("-" if cursor is None else f"({cursor}", "+", limit + 1)
+        page = entries[:limit]
+        tasks = [DeadTask.from_task(task, task.metadata.get("dead_lettered_at", entry_time(entry)))
+                 for entry, task in page]
+        return DeadPage(tasks, page[-1][0] if len(entries) > limit else None)
+
+    def requeue(self, ids: Iterable[str]) -> RequeueResult:
+        """Move the dead tasks with these ids back to the stream, attempts reset, in atomic batches.
+
+        The dead letters are read oldest first until every id is found, so one call costs a read
+        of the dead-letter stream at most (`dead_max` entries).
+        """
+        wanted = requested_ids(ids)
+        pending = set(wanted)
+        moved, missed = self._move_dead(lambda task: task.id in pending, lambda: not pending, pending.discard)
+        return RequeueResult(moved, [task_id for task_id in wanted if task_id in pending or task_id in missed])
+
+    def requeue_all(self) -> RequeueResult:
+        """Move every task that was dead when the call began back to the stream, attempts reset."""
+        moved, _ = self._move_dead(lambda task: True, lambda: False, lambda task_id: None)
+        return RequeueResult(moved)
+
+    def purge(self, what: Literal["dead", "ready"]) -> int:
+        """Delete every dead letter, or every ready entry (leased and delayed tasks stay); returns how many."""
+        check_purge(what)
+        with self._unavailable(f"purging {what} tasks"):
+            if what == "dead":
+                pipe = self._client.pipeline(transaction=True)
+                pipe.xlen(self.keys.dead)
+                pipe.delete(self.keys.dead)
+                return int(pipe.execute()[0])
+            removed = 0
+            while batch := int(self._purge_ready_script(keys=self.keys.all(), args=[GROUP, PURGE_BATCH])):
+                removed += batch
+            return removed
+
+    def pause(self) -> None:
+        """Set the pause flag in Redis: consumers of every process stop leasing within one short read."""
+        with self._unavailable("pausing"):
+            self._client.set(self.keys.paused, str(time.time()))
+
+    def resume(self) -> None:
+        """Clear the pause flag; waiting consumers lease again within one short read."""
+        with self._unavailable("resuming"):
+            self._client.delete(self.keys.paused)
+
+    def is_paused(self) -> bool:
+        """Whether the pause flag is set in Redis."""
+        with self._unavailable("reading the pause flag"):
+            return bool(self._client.exists(self.keys.paused))
+
+    def _dead_entries(self, start: str, end: str, count: int) -> list[tuple[str, Task]]:
+        """Dead letters from `start` to `end` (stream ids, `(` for exclusive) as (entry id, task)."""
         with self._unavailable("reading dead letters"):
-            entries = self._client.xrange(self.keys.dead, count=count)
-        return [decode(fields["t"]) for _, fields in entries]
+            try:
+                entries = json.loads(self._dead_range_script(keys=self.keys.all(), args=[start, end, count]))
+            except ResponseError as exc:
+                if "Invalid stream ID" not in str(exc):
+                    raise
+                raise ValueError(f"not a dead-letter cursor of queue {self.name!r}: {start.lstrip('(')!r}") from None
+        return [(entry, Task.from_dict(data)) for entry, data in entries]
+
+    def _move_dead(self, wanted: Callable[[Task], bool], done: Callable[[], bool],
+                   found: Callable[[str], None]) -> tuple[int, set[str]]:
+        """Move wanted dead letters back, a batch per atomic script; (moved, task ids no longer dead)."""
+        moved, missed = 0, set()
+        with self._unavailable("requeueing dead tasks"):
+            newest = self._client.xrevrange(self.keys.dead, count=1)
+            if not newest:
+                return 0, missed
+            # Up to the newest dead letter at the start, so tasks that die again meanwhile stay dead.
+            end, start = newest[0][0], "-"
+            while not done():
+                entries = self._dead_entries(start, end, DEAD_BATCH)
+                if not entries:
+                    break
+                start = f"({entries[-1][0]}"
+                args: list[str] = []
+                for entry, task in entries:
+                    if wanted(task):
+                        found(task.id)
+                        args += (entry, task.id, encode(reset_for_requeue(task)))
+                if args:
+                    not_dead = self._requeue_script(keys=self.keys.all(), args=args)
+                    missed.update(not_dead)
+                    moved += len(args) // 3 - len(not_dead)
+        return moved, missed
 
     # -- internals: fetching ---------------------------------------------------------------
 
@@ -307,14 +420,19 @@ class RedisTaskQueue(TaskQueue):
         except UNAVAILABLE:
             self._return_acks(acks)
             raise
+        if records is None:
+            # Paused: lease nothing, and wait as long as a blocking read would before looking again.
+            time.sleep(max(wait, 0.0))
+            return []
         if not records and wait >= 0.001:
             # Scripts cannot block, so wait for the next entry with XREAD, then lease with the script.
             # An entry added between the two calls is found at the next read, a slice later at most.
             if self._client.xread({self.keys.stream: "$"}, count=1, block=int(wait * 1000)):
-                records = self._fetch_records([])
+                records = self._fetch_records([]) or []  # paused in between: nothing leased
         return records
 
-    def _fetch_records(self, acks: list[tuple[str, str]]) -> list[Record]:
+    def _fetch_records(self, acks: list[tuple[str, str]]) -> list[Record] | None:
+        """Send acks and lease new entries; None while the queue is paused."""
         args = [GROUP, self.consumer, self.prefetch, *(value for ack in acks for value in ack)]
         return json.loads(self._fetch_script(keys=self.keys.all(), args=args))
 
@@ -396,7 +514,8 @@ class RedisTaskQueue(TaskQueue):
         if not settlements:
             return
         try:
-            self._settle_script(keys=self.keys.all(), args=[GROUP, *(value for s in settlements for value in s)])
+            _, trimmed = self._settle_script(
+                keys=self.keys.all(), args=[GROUP, self.dead_max, *(value for s in settlements for value in s)])
         except UNAVAILABLE as exc:
             # The leases stay in Redis, so nothing is lost: these are resent when Redis is back, or the
             # tasks are delivered again after the visibility timeout if this process dies first.
@@ -407,6 +526,10 @@ class RedisTaskQueue(TaskQueue):
         except ResponseError as exc:
             logger.error("queue %s: Redis refused %d result(s): %s; their tasks are delivered again after "
                          "the visibility timeout", self.name, len(settlements), exc)
+        else:
+            if trimmed:
+                logger.warning("queue %s: more than %d dead letters; dropped the %d oldest", self.name,
+                               self.dead_max, trimmed)
 
     def _resend(self) -> None:
         with self._lock:

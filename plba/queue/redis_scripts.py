@@ -1,15 +1,19 @@
 """Lua scripts that keep each multi-key step of the Redis queue atomic.
 
 Keys, in this order, for every script: the task stream, the delayed sorted set, the dead-letter
-stream and the attempts hash. All four share one hash tag so they also work on Redis Cluster.
+stream, the attempts hash and the pause flag. All share one hash tag so they also work on Redis
+Cluster.
 """
 
 # Settle leased entries. The XACK result makes each settlement idempotent: one that is resent
 # after a dropped connection, or one for an entry already settled elsewhere, changes nothing.
-# ARGV: group, then per settlement: entry id, mode (retry | dead | release), task id, body, delay ms.
+# The dead-letter stream is capped: beyond the cap the oldest dead letters are trimmed.
+# ARGV: group, dead-letter cap (0: none), then per settlement: entry id, mode (retry | dead |
+# release), task id, body, delay ms. Returns {settled, dead letters trimmed}.
 SETTLE = """
-local settled = 0
-for s = 2, #ARGV, 5 do
+local settled, trimmed = 0, 0
+local cap = tonumber(ARGV[2])
+for s = 3, #ARGV, 5 do
   local entry, mode, task_id, body, delay = ARGV[s], ARGV[s + 1], ARGV[s + 2], ARGV[s + 3], tonumber(ARGV[s + 4])
   if redis.call('XACK', KEYS[1], ARGV[1], entry) == 1 then
     settled = settled + 1
@@ -17,6 +21,9 @@ for s = 2, #ARGV, 5 do
     if mode == 'dead' then
       redis.call('HDEL', KEYS[4], task_id)
       redis.call('XADD', KEYS[3], '*', 't', body)
+      if cap > 0 then
+        trimmed = trimmed + redis.call('XTRIM', KEYS[3], 'MAXLEN', cap)
+      end
     elseif mode == 'release' then
       -- The task never started: uncount its attempt and make it visible to every consumer at once.
       if redis.call('HINCRBY', KEYS[4], task_id, -1) <= 0 then
@@ -32,7 +39,7 @@ for s = 2, #ARGV, 5 do
     end
   end
 end
-return settled
+return {settled, trimmed}
 """
 
 # Add tasks to the stream. ARGV: task id, body, task id, body, ... One command per batch packs far
@@ -70,7 +77,8 @@ end
 """
 
 # Send batched acks, then lease new entries without waiting (scripts cannot block), in one round
-# trip. ARGV: group, consumer, count, then per ack: entry id, task id.
+# trip. ARGV: group, consumer, count, then per ack: entry id, task id. While the queue is paused
+# the acks are still sent but nothing is leased, and the reply is `null`.
 FETCH = _RECORDS + """
 if #ARGV > 3 then
   local entries, task_ids = {}, {}
@@ -82,6 +90,9 @@ if #ARGV > 3 then
   redis.call('XDEL', KEYS[1], unpack(entries))
   redis.call('HDEL', KEYS[4], unpack(task_ids))
 end
+if redis.call('EXISTS', KEYS[5]) == 1 then
+  return 'null'
+end
 local reply = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3], 'STREAMS', KEYS[1], '>')
 if not reply then
   return '[]'
@@ -90,8 +101,12 @@ return records(reply[1][2], KEYS[4])
 """
 
 # Take over entries idle longer than the visibility timeout (their consumer is presumed dead).
-# ARGV: group, consumer, min idle ms, cursor, count. Returns {next cursor, records, deleted count}.
+# ARGV: group, consumer, min idle ms, cursor, count. Returns {next cursor, records, deleted count};
+# while the queue is paused nothing is taken over and the cursor stays where it is.
 CLAIM = _RECORDS + """
+if redis.call('EXISTS', KEYS[5]) == 1 then
+  return {ARGV[4], '[]', 0}
+end
 local reply = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], 'COUNT', ARGV[5])
 return {reply[1], records(reply[2], KEYS[4]), #reply[3]}
 """
@@ -147,4 +162,76 @@ for _, consumer in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
   end
 end
 return removed
+"""
+
+# Move dead letters back to the task stream, each only if it is still dead: XDEL answering 1 is
+# the proof, so two operators requeueing at once never both move one task, and a task moved is
+# no longer dead. The attempts count was dropped when the task died, so it starts again at zero.
+# ARGV per dead letter: its entry id in the dead stream, task id, body to publish.
+# Returns the task ids that were no longer dead.
+REQUEUE = """
+local missed = {}
+for i = 1, #ARGV, 3 do
+  if redis.call('XDEL', KEYS[3], ARGV[i]) == 1 then
+    redis.call('HDEL', KEYS[4], ARGV[i + 1])
+    redis.call('XADD', KEYS[1], '*', 'i', ARGV[i + 1], 't', ARGV[i + 2])
+  else
+    missed[#missed + 1] = ARGV[i + 1]
+  end
+end
+return missed
+"""
+
+# Delete up to ARGV[2] ready entries: those after the group's last delivered id, which no consumer
+# has leased (retried and released tasks are added again, so they are there too). Leased entries,
+# before that id, are left alone. ARGV: group, most to delete. Returns how many were deleted.
+PURGE_READY = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return 0
+end
+local last = '0-0'
+for _, group in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+  local info = {}
+  for i = 1, #group, 2 do
+    info[group[i]] = group[i + 1]
+  end
+  if info['name'] == ARGV[1] then
+    last = info['last-delivered-id']
+  end
+end
+local entries = redis.call('XRANGE', KEYS[1], '(' .. last, '+', 'COUNT', tonumber(ARGV[2]))
+if #entries == 0 then
+  return 0
+end
+local ids, task_ids = {}, {}
+for _, entry in ipairs(entries) do
+  ids[#ids + 1] = entry[1]
+  local flat = entry[2]
+  for i = 1, #flat, 2 do
+    if flat[i] == 'i' then
+      task_ids[#task_ids + 1] = flat[i + 1]
+    end
+  end
+end
+redis.call('XDEL', KEYS[1], unpack(ids))
+if #task_ids > 0 then
+  redis.call('HDEL', KEYS[4], unpack(task_ids))
+end
+return #ids
+"""
+
+# Read dead letters as one JSON text, `[[entry id, task], ...]`: a single bulk string parses far
+# faster in redis-py than XRANGE's reply of nested values (see _RECORDS). Each body is the JSON of
+# a task, written by this queue. ARGV: start id (`(` for exclusive), end id, count.
+DEAD_RANGE = """
+local parts = {}
+for _, entry in ipairs(redis.call('XRANGE', KEYS[3], ARGV[1], ARGV[2], 'COUNT', tonumber(ARGV[3]))) do
+  local flat = entry[2]
+  for i = 1, #flat, 2 do
+    if flat[i] == 't' then
+      parts[#parts + 1] = '["' .. entry[1] .. '",' .. flat[i + 1] .. ']'
+    end
+  end
+end
+return '[' .. table.concat(parts, ',') .. ']'
 """

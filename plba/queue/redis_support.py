@@ -3,29 +3,13 @@
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-from plba.contracts import Task
+from plba.contracts import DEFAULT_DEAD_MAX, Task
 from plba.errors import ConfigError
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
-
-
-def safe_url(url: str) -> str:
-    """The URL with any password replaced by `***`, fit for logs and error messages."""
-    url = re.sub(r"(?i)(password=)[^&]*", r"\1***", url)
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return "<unparsable url>"
-    if password is None:
-        return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
 @dataclass(frozen=True)
@@ -40,6 +24,7 @@ class RedisQueueSettings:
     prefetch: int = 20
     key_prefix: str = "plba"
     socket_timeout: float = 10.0
+    dead_max: int = DEFAULT_DEAD_MAX
 
     @classmethod
     def from_table(cls, name: str, table: Any) -> RedisQueueSettings:
@@ -53,6 +38,7 @@ class RedisQueueSettings:
             "retry_delay_max": (float, 0.0),
             "prefetch": (int, 1),
             "socket_timeout": (float, 0.5),
+            "dead_max": (int, 0),
         }
         for key, (kind, minimum) in checks.items():
             if key not in table:
@@ -78,16 +64,17 @@ class QueueKeys:
     delayed: str
     dead: str
     attempts: str
+    paused: str
 
     @classmethod
     def for_queue(cls, prefix: str, name: str) -> QueueKeys:
         """The keys of queue `name` under `prefix`."""
         tag = f"{prefix}:{{{name}}}"
-        return cls(f"{tag}:tasks", f"{tag}:delayed", f"{tag}:dead", f"{tag}:attempts")
+        return cls(f"{tag}:tasks", f"{tag}:delayed", f"{tag}:dead", f"{tag}:attempts", f"{tag}:paused")
 
     def all(self) -> list[str]:
         """The keys in the order the Lua scripts expect them."""
-        return [self.stream, self.delayed, self.dead, self.attempts]
+        return [self.stream, self.delayed, self.dead, self.attempts, self.paused]
 
 
 def encode(task: Task) -> str:
@@ -98,3 +85,8 @@ def encode(task: Task) -> str:
 def decode(body: str) -> Task:
     """A task from the JSON of a stream entry; ValueError or KeyError when it is not one."""
     return Task.from_dict(json.loads(body))
+
+
+def entry_time(entry_id: str) -> float:
+    """When a stream entry was added, in epoch seconds, from its id (`<milliseconds>-<sequence>`)."""
+    return int(entry_id.split("-", 1)[0]) / 1000

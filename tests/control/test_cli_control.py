@@ -212,3 +212,37 @@ def test_the_cli_and_the_runtime_do_not_import_the_control_plane_until_needed() 
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     # Then neither waitress, prometheus_client nor plba.control was loaded (dynaconf itself imports Flask)
     assert result.stdout.strip() == "[]"
+
+
+def test_status_and_stop_send_a_users_token_and_the_role_decides(processes, isolated) -> None:
+    # Given users in the project's platform database, and `plba run` there without a service token
+    from plba.db import open_database
+    from plba.users import Accounts
+    from tests.users.conftest import quick_passwords
+
+    accounts = Accounts(open_database(str(isolated / "var" / "plba.sqlite")), passwords=quick_passwords())
+    tokens = {}
+    for role in ("viewer", "operator"):
+        accounts.users.add(role, role, "correct horse battery")
+        tokens[role] = accounts.tokens.create(role).secret
+    revoked = accounts.tokens.create("operator")
+    accounts.tokens.revoke(revoked.info.id)
+    accounts.db.close()
+    run, url = start_plba_run(processes, isolated, PLBA_PLATFORM__CONTROL__PORT="0")
+    # When `plba status` has no token, a revoked one, then the viewer's through --token
+    missing = plba("status", "--url", url, cwd=isolated, env=plba_env())
+    refused = plba("status", "--url", url, "--token", revoked.secret, cwd=isolated, env=plba_env())
+    viewer = plba("status", "--url", url, "--token", tokens["viewer"], cwd=isolated, env=plba_env())
+    # Then the first two exit 2 with one line saying why, the viewer reads
+    assert (missing.returncode, len(missing.stderr.splitlines())) == (2, 1)
+    assert "needs a token" in missing.stderr and "PLBA_TOKEN" in missing.stderr
+    assert refused.returncode == 2 and "the bearer token has been revoked" in refused.stderr
+    assert viewer.returncode == 0, viewer.stderr
+    # When the viewer's token (in PLBA_TOKEN) asks for a stop, then it is refused for its role
+    stop_as_viewer = plba("stop", "--url", url, cwd=isolated, env=plba_env(None, PLBA_TOKEN=tokens["viewer"]))
+    assert stop_as_viewer.returncode == 2
+    assert stop_as_viewer.stderr.strip().endswith("refused: viewer has the viewer role; this request needs operator")
+    assert run.process.poll() is None
+    # When the operator's token asks, then the instance stops cleanly
+    assert plba("stop", "--url", url, cwd=isolated, env=plba_env(None, PLBA_TOKEN=tokens["operator"])).returncode == 0
+    assert run.wait() == 0

@@ -147,6 +147,7 @@ def test_metrics_are_prometheus_text_with_tasks_queues_restarts_state_and_durati
     assert 'plba_queue_depth{queue="jobs"} 0.0' in text
     assert 'plba_queue_in_flight{queue="jobs"}' in text
     assert 'plba_queue_dead{queue="jobs"} 1.0' in text
+    assert 'plba_queue_paused{queue="jobs"} 0.0' in text
     assert 'plba_worker_restarts_total{worker="jobs-worker"} 0.0' in text
     assert 'plba_runtime_state{state="idle"} 1.0' in text
     assert 'plba_task_duration_seconds_count{worker="jobs-worker"} 2.0' in text

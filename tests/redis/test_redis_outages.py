@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from plba import QueueWorker
 from plba.contracts import Task
 from plba.errors import QueueUnavailableError
+from plba.masking import MASK
 from plba.queue import build_queue
 from plba.queue.redis import RedisTaskQueue
 from tests.helpers import wait_for
@@ -24,13 +26,13 @@ def test_given_nothing_listening_when_connecting_the_queue_then_the_error_names_
         queue.connect()
     queue.close()
     message = str(error.value)
-    assert "'orders'" in message and f"redis://app:***@127.0.0.1:{port}/0" in message
+    assert "'orders'" in message and f"redis://app:{MASK}@127.0.0.1:{port}/0" in message
     assert "s3cret" not in message
 
 
 def test_given_a_url_that_is_not_redis_then_the_error_is_clear():
     """Given an http:// URL, then building the queue fails naming the queue and the URL."""
-    with pytest.raises(QueueUnavailableError, match=r"queue 'orders': bad Redis URL http://x:\*\*\*@host"):
+    with pytest.raises(QueueUnavailableError, match=rf"queue 'orders': bad Redis URL http://x:{re.escape(MASK)}@host"):
         RedisTaskQueue.from_settings("orders", {"url": "http://x:pw@host/0"})
 
 

@@ -125,7 +125,7 @@ def test_given_a_leased_task_when_dead_lettered_then_it_is_kept_with_its_error_a
     task = queue.consume(timeout=5)
     queue.dead_letter(task, "ValueError: nope")
 
-    dead = queue.dead_tasks()
+    dead = queue.list_dead().tasks
     assert [d.id for d in dead] == [task.id]
     assert dead[0].metadata["error"] == "ValueError: nope"
     assert dead[0].metadata["attempts"] == 1
@@ -224,6 +224,17 @@ def test_given_an_entry_that_is_not_a_task_then_it_is_dead_lettered_not_dropped(
 
     task = queue.consume(timeout=5)
     assert task is not None and task.payload == 1
-    dead = queue.dead_tasks()
+    dead = queue.list_dead().tasks
     assert [d.name for d in dead] == ["malformed"]
     assert dead[0].payload["fields"] == {"junk": "yes"} and "not a task" in dead[0].metadata["error"]
+
+
+def test_given_the_dead_letter_cap_reached_then_dropping_the_oldest_is_logged(make_queue, caplog):
+    """Given dead_max = 1, when a second task dies, then the oldest dead letter is trimmed and a warning says so."""
+    queue = make_queue(dead_max=1)
+    for n in range(2):
+        queue.publish(Task("t", n))
+    for _ in range(2):
+        queue.dead_letter(queue.consume(timeout=5), "RuntimeError: bad")
+    assert queue.stats()["dead"] == 1
+    assert any("more than 1 dead letters; dropped the 1 oldest" in record.getMessage() for record in caplog.records)

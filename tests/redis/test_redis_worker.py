@@ -7,10 +7,12 @@ import subprocess
 import sys
 import textwrap
 import threading
+import uuid
 
 from plba import QueueWorker
 from plba.backoff import Backoff
 from plba.contracts import Task
+from plba.queue.redis import RedisTaskQueue
 from plba.tracing.context import SpanContext, current_span, use_span
 from tests.helpers import REPO, wait_for
 
@@ -65,7 +67,7 @@ def test_given_a_handler_that_always_fails_then_the_task_is_dead_lettered_after_
     finally:
         stop(worker)
     assert calls == [1, 2, 3]
-    dead = queue.dead_tasks()[0]
+    dead = queue.list_dead().tasks[0]
     assert dead.metadata["error"] == "RuntimeError: no stock" and dead.metadata["attempts"] == 3
 
 
@@ -129,6 +131,56 @@ def test_given_processes_killed_mid_task_then_attempts_count_and_the_task_is_dea
     finally:
         stop(worker)
     assert handled == []
-    dead = queue.dead_tasks()[0]
+    dead = queue.list_dead().tasks[0]
     assert dead.metadata["attempts"] == 3
     assert "never finished" in dead.metadata["error"]
+
+
+class CountingQueue(RedisTaskQueue):
+    """A Redis queue handle that counts the reads that leased nothing."""
+
+    empty_reads = 0
+
+    def consume(self, timeout: float | None = None) -> Task | None:
+        """Consume as usual, counting None answers."""
+        task = super().consume(timeout)
+        if task is None:
+            self.empty_reads += 1
+        return task
+
+
+def test_given_a_paused_queue_then_no_consumer_leases_and_resume_handles_each_task_once(redis_server):
+    """Given two consumers (as two processes) with a worker each, when the queue is paused through one.
+
+    Then neither handles a task published meanwhile, both report degraded health with the reason,
+    and after resume every task is handled exactly once.
+    """
+    name = f"paused-{uuid.uuid4().hex[:8]}"
+    queues = [CountingQueue(name, redis_server.url), CountingQueue(name, redis_server.url)]
+    handled, lock = [], threading.Lock()
+
+    def handle(task):
+        with lock:
+            handled.append(task.id)
+
+    workers = [run_worker(queue, handle, poll_timeout=0.1) for queue in queues]
+    try:
+        queues[0].pause()
+        tasks = [Task("t", n) for n in range(20)]
+        for task in tasks:
+            queues[1].publish(task)
+        # Two more empty reads on each: at least one began after the tasks were there to lease.
+        seen = [queue.empty_reads for queue in queues]
+        wait_for(lambda: all(q.empty_reads >= n + 2 for q, n in zip(queues, seen, strict=True)),
+                 message="both consumers to read the paused queue")
+        assert handled == [] and queues[1].stats()["depth"] == 20 and queues[1].stats()["in_flight"] == 0
+        assert all(w.health().status == "degraded" and "paused" in w.health().detail for w in workers)
+        queues[1].resume()
+        wait_for(lambda: len(handled) == 20, message="every task handled after resume")
+        assert sorted(handled) == sorted(task.id for task in tasks)
+        assert all(worker.health().status == "ok" for worker in workers)
+    finally:
+        for worker in workers:
+            stop(worker)
+        for queue in queues:
+            queue.close()

@@ -120,7 +120,7 @@ def test_a_mail_whose_task_is_dead_lettered_stays_parked_until_the_task_is_reque
     assert box.unseen() == [key]
     # And when the database is back and the dead task is requeued (attempts reset), it is processed normally
     failing[0] = False
-    [dead] = bot.queue.dead_tasks()
+    [dead] = bot.queue.list_dead().tasks
     bot.queue.publish(Task(dead.name, dead.payload, id=dead.id))
     wait_until(lambda: store.orders(), message="the order")
     assert [order.message_id for order in store.orders()] == ["<stuck@x>"]

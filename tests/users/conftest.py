@@ -1,0 +1,58 @@
+"""Fixtures for the platform database and accounts tests: a database file in a temp dir, a quick hasher."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from argon2 import PasswordHasher
+
+from plba.db import Database, open_database
+from plba.users import Accounts, Passwords
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        """The current time."""
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward."""
+        self.now += seconds
+
+
+def quick_passwords() -> Passwords:
+    """argon2id with the smallest cost, so tests hash in a millisecond (the parameters are not under test)."""
+    return Passwords(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    """Where the test's platform database lives (not created yet)."""
+    return tmp_path / "var" / "plba.sqlite"
+
+
+@pytest.fixture
+def db(db_path: Path) -> Iterator[Database]:
+    """The test's platform database, closed afterwards."""
+    database = open_database(str(db_path))
+    yield database
+    database.close()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """A hand-moved clock."""
+    return Clock()
+
+
+@pytest.fixture
+def accounts(db: Database, clock: Clock) -> Accounts:
+    """Accounts on the test database with a quick hasher and the hand-moved clock."""
+    return Accounts(db, passwords=quick_passwords(), clock=clock)
