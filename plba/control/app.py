@@ -333,18 +333,18 @@ def refusal_before_body(app: Flask, method: str, path: str, headers: Mapping[str
     """
     from plba.control.waitress_ext import Refusal
 
-    guard = app.extensions["plba"].guard()
-    if not auth.needs_token(method, guard.protect_reads):
-        return None
     try:
-        app.url_map.bind("localhost").match(path, method)
+        endpoint, _ = app.url_map.bind("localhost").match(path, method)
     except (HTTPException, RoutingException):  # 404, 405 or a redirect: the app's to answer
         return None
-    try:
-        auth.authorize(headers.get("AUTHORIZATION"), guard.token)
-    except HTTPException as exc:
-        headers_out = [(name, value) for name, value in exc.get_headers() if name.lower() != "content-type"]
-        return Refusal(exc.code or 400, exc.name, exc.description or exc.name, headers_out)
+    authorization = {"Authorization": headers["AUTHORIZATION"]} if "AUTHORIZATION" in headers else {}
+    # The same check the request would meet, run on its headers alone before any body byte is read.
+    with app.test_request_context(path, method=method, headers=authorization):
+        try:
+            auth.require(auth.access_of(app.view_functions.get(endpoint), method))
+        except HTTPException as exc:
+            headers_out = [(name, value) for name, value in exc.get_headers() if name.lower() != "content-type"]
+            return Refusal(exc.code or 400, exc.name, exc.description or exc.name, headers_out)
     return None
 
 
