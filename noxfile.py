@@ -12,7 +12,7 @@ PYTHON = "3.11"
 
 def install_project(session: nox.Session, *extra: str) -> None:
     """Install plba and the mail order bot plugin (editable, so coverage and tracebacks point here)."""
-    session.install("-e", ".[test,otel]", "-e", "./plugins/mail_order_bot", *extra)
+    session.install("-e", ".[test,otel,postgres]", "-e", "./plugins/mail_order_bot", *extra)
 
 
 @nox.session(python=PYTHON)
