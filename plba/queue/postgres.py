@@ -36,8 +36,11 @@ from plba.tracing.context import inject
 
 logger = logging.getLogger("plba.queue.postgres")
 
-# The listener waits for notifications in slices this long, so closing takes no longer.
+# The keeper waits for notifications in slices this long, so closing takes no longer; acks not
+# sent with a lease by then are sent by the keeper.
 LISTEN_SLICE = 0.1
+# Acks are sent with the next lease, by the keeper within LISTEN_SLICE, or at once when this many wait.
+ACK_BATCH = 1000
 PUBLISH_CHUNK = 1000
 UNAVAILABLE = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)
 
@@ -110,6 +113,7 @@ class PostgresTaskQueue(TaskQueue):
                         "lease": float(visibility_timeout)}
         self._lock = threading.Lock()
         self._leases: dict[str, int] = {}  # task id -> row seq, for every task this consumer holds
+        self._acks: list[int] = []  # seqs of tasks acked by the caller, not yet deleted
         self._unsent: list[Settlement] = []  # settlements that failed to send while PostgreSQL was down
         self._generation = 0
         self._wakeups = Wakeups()
@@ -204,14 +208,19 @@ class PostgresTaskQueue(TaskQueue):
                 return []
 
     def ack(self, task: Task) -> None:
-        """Mark a leased task done: its row is deleted."""
+        """Mark a leased task done: its row is deleted, batched with other acks."""
         self.ack_many((task,))
 
     def ack_many(self, tasks: Iterable[Task]) -> None:
-        """Mark several leased tasks done in one statement."""
+        """Mark several leased tasks done; the rows are deleted with the next lease, or within 0.1 s."""
         with self._lock:
-            seqs = [seq for seq in (self._leases.pop(task.id, None) for task in tasks) if seq is not None]
-        self._send([("ack", seq, "", None) for seq in seqs])
+            for task in tasks:
+                seq = self._leases.pop(task.id, None)
+                if seq is not None:
+                    self._acks.append(seq)
+            full = len(self._acks) >= ACK_BATCH
+        if full:
+            self._flush_acks()
 
     def nack(self, task: Task, retry_delay: float | None = None) -> None:
         """Give a leased task back, visible again at once or after `retry_delay` seconds."""
@@ -240,6 +249,7 @@ class PostgresTaskQueue(TaskQueue):
         if self._keeper is not None:
             self._keeper.join(timeout=5.0)
         try:
+            self._flush_acks()
             self._resend()
         except QueueUnavailableError as exc:
             logger.warning("queue %s: closing while PostgreSQL is unavailable (%s); unsent results are "
@@ -250,6 +260,8 @@ class PostgresTaskQueue(TaskQueue):
 
     def stats(self) -> dict[str, Any]:
         """Depth (visible now), in flight (leased), delayed, dead and the pause flag."""
+        with contextlib.suppress(QueueUnavailableError):
+            self._flush_acks()
         with self._connection("reading stats") as conn:
             depth, in_flight, delayed, dead, paused = conn.execute(self.sql.stats, self._params).fetchone()
         return {
@@ -304,8 +316,14 @@ class PostgresTaskQueue(TaskQueue):
     # -- internals: leasing ----------------------------------------------------------------
 
     def _lease(self, count: int) -> list[Task]:
-        with self._connection("leasing tasks") as conn:
-            rows = conn.execute(self.sql.lease, {**self._params, "count": count}).fetchall()
+        """Lease up to `count` tasks, deleting the acked ones in the same statement."""
+        acks = self._take_acks()
+        try:
+            with self._connection("leasing tasks") as conn:
+                rows = conn.execute(self.sql.lease, {**self._params, "count": count, "acks": acks}).fetchall()
+        except QueueUnavailableError:
+            self._return_acks(acks)
+            raise
         rows.sort(key=lambda row: (row[3], row[0]))
         tasks: list[tuple[int, Task]] = []
         malformed = []
@@ -376,7 +394,7 @@ class PostgresTaskQueue(TaskQueue):
         by_kind: dict[str, list[Settlement]] = {}
         for settlement in settlements:
             by_kind.setdefault(settlement[0], []).append(settlement)
-        with self._connection("settling tasks") as conn, conn.pipeline():
+        with self._connection("settling tasks") as conn, _pipeline(conn, len(by_kind) > 1):
             for kind, group in by_kind.items():
                 params: dict[str, Any] = {**self._params, "seqs": [s[1] for s in group]}
                 if kind == "retry":
@@ -384,6 +402,27 @@ class PostgresTaskQueue(TaskQueue):
                 elif kind == "dead":
                     params.update(bodies=[s[2] for s in group], errors=[s[3] for s in group])
                 conn.execute(getattr(self.sql, kind), params)
+
+    def _take_acks(self) -> list[int]:
+        with self._lock:
+            acks, self._acks = self._acks, []
+        return acks
+
+    def _return_acks(self, acks: list[int]) -> None:
+        with self._lock:
+            self._acks[:0] = acks
+
+    def _flush_acks(self) -> None:
+        """Delete the acked rows now; raises QueueUnavailableError (keeping them) when PostgreSQL is down."""
+        acks = self._take_acks()
+        if not acks:
+            return
+        try:
+            with self._connection("acknowledging tasks") as conn:
+                conn.execute(self.sql.ack, {"seqs": acks})
+        except QueueUnavailableError:
+            self._return_acks(acks)
+            raise
 
     def _resend(self) -> None:
         with self._lock:
@@ -437,6 +476,7 @@ class PostgresTaskQueue(TaskQueue):
                         listener.close()
                     listener = None
             try:
+                self._flush_acks()
                 self._resend()
                 if time.monotonic() >= next_extend:
                     self._extend_leases()
@@ -469,7 +509,7 @@ class PostgresTaskQueue(TaskQueue):
     def _extend_leases(self) -> None:
         """Push back the end of every lease this consumer holds, so a live task is not taken over."""
         with self._lock:
-            held = [*self._leases.values(), *(s[1] for s in self._unsent)]
+            held = [*self._leases.values(), *self._acks, *(s[1] for s in self._unsent)]
         if held:
             with self._connection("renewing leases") as conn:
                 conn.execute(self.sql.extend, {**self._params, "seqs": held})
@@ -498,6 +538,11 @@ class PostgresTaskQueue(TaskQueue):
             logger.debug("queue %s: pool check failed", self.name, exc_info=True)
         finally:
             self._recovering.release()
+
+
+def _pipeline(conn: psycopg.Connection, wanted: bool) -> contextlib.AbstractContextManager:
+    # A pipeline sends several statements in one round trip, but costs a sync of its own.
+    return conn.pipeline() if wanted else contextlib.nullcontext()
 
 
 def _task_or_none(body: Any) -> Task | None:

@@ -143,8 +143,10 @@ class Statements:
                     RETURNING 1)
                 {notify.format(cte="added")}""",
             # Attempts are counted here, at delivery, so a crash in the handler counts too.
+            # Acks waiting to be sent ride along with the next lease: one round trip for both.
             lease=f"""
-                WITH next AS (
+                WITH done AS (DELETE FROM {s}.tasks WHERE seq = ANY(%(acks)s::bigint[])),
+                next AS (
                     SELECT seq, visible_at FROM {s}.tasks
                     WHERE queue = %(queue)s AND visible_at <= now()
                       AND NOT EXISTS (SELECT 1 FROM {s}.queues q WHERE q.queue = %(queue)s AND q.paused)
@@ -155,7 +157,7 @@ class Statements:
                 SET attempts = t.attempts + 1, leased_by = %(consumer)s,
                     visible_at = now() + %(lease)s * interval '1 second'
                 FROM next WHERE t.seq = next.seq
-                RETURNING t.seq, t.attempts, t.body, next.visible_at""",
+                RETURNING t.seq, t.attempts, t.body, extract(epoch FROM next.visible_at)""",
             # Seconds until the next delayed task or expiring lease becomes visible, and the pause flag.
             next_visible=f"""
                 SELECT extract(epoch FROM min(visible_at) - now()),
