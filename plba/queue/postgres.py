@@ -21,13 +21,22 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from plba.backoff import Backoff
-from plba.contracts import Task, TaskQueue
+from plba.contracts import (
+    DEFAULT_DEAD_MAX,
+    DeadPage,
+    DeadTask,
+    RequeueResult,
+    Task,
+    TaskQueue,
+    check_limit,
+    check_purge,
+)
 from plba.errors import QueueUnavailableError
 from plba.queue.postgres_schema import Statements, channel_for, migrate
 from plba.queue.postgres_settings import PostgresQueueSettings
@@ -84,6 +93,7 @@ class PostgresTaskQueue(TaskQueue):
         socket_timeout: float = 10.0,
         pool_size: int = 10,
         poll_interval: float = 1.0,
+        dead_max: int = DEFAULT_DEAD_MAX,
     ) -> None:
         self.name = name
         self.url = safe_url(url)
@@ -93,6 +103,7 @@ class PostgresTaskQueue(TaskQueue):
         self.prefetch = prefetch
         self.schema = schema
         self.poll_interval = poll_interval
+        self.dead_max = dead_max
         self.socket_timeout = socket_timeout
         self.consumer = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.channel = channel_for(schema, name)
@@ -150,6 +161,7 @@ class PostgresTaskQueue(TaskQueue):
             socket_timeout=settings.socket_timeout,
             pool_size=settings.pool_size,
             poll_interval=settings.poll_interval,
+            dead_max=settings.dead_max,
         )
 
     # -- producing -------------------------------------------------------------------------
@@ -275,39 +287,60 @@ class PostgresTaskQueue(TaskQueue):
             "listening": self._listening,
         }
 
-    def dead_tasks(self, limit: int = 100) -> list[Task]:
-        """The oldest `limit` dead-lettered tasks, with `error`, `attempts` and `dead_lettered_at` in their metadata."""
+    def list_dead(self, limit: int = 100, cursor: str | None = None) -> DeadPage:
+        """Up to `limit` dead letters, oldest first, after `cursor` (a row number of `dead_tasks`)."""
+        check_limit(limit)
+        try:
+            after = -1 if cursor is None else int(cursor)
+        except ValueError:
+            raise ValueError(f"not a dead-letter cursor of queue {self.name!r}: {cursor!r}") from None
         with self._connection("reading dead letters") as conn:
-            rows = conn.execute(self.sql.dead_list, {**self._params, "limit": limit}).fetchall()
+            rows = conn.execute(self.sql.dead_list, {**self._params, "after": after, "limit": limit + 1}).fetchall()
+        page = rows[:limit]
         tasks = []
-        for body, attempts, error, dead_at in rows:
+        for _, body, attempts, error, dead_at in page:
             task = _task_or_none(body) or Task("malformed", body)
-            task.metadata.update(attempts=attempts, error=error, dead_lettered_at=float(dead_at))
-            tasks.append(task)
-        return tasks
+            task.metadata.update(attempts=attempts, error=error)
+            tasks.append(DeadTask.from_task(task, float(dead_at)))
+        return DeadPage(tasks, str(page[-1][0]) if len(rows) > limit else None)
 
-    def requeue(self, ids: Iterable[str] | None = None) -> int:
-        """Move dead tasks back to the queue (those with `ids`, or all when None), attempts reset; returns how many."""
-        params = {**self._params, "all": ids is None, "ids": [] if ids is None else list(ids)}
-        with self._connection("requeueing dead letters") as conn:
-            moved, _ = conn.execute(self.sql.requeue, params).fetchone()
-        return moved
+    def requeue(self, ids: Iterable[str]) -> RequeueResult:
+        """Move the dead tasks with these ids back to the queue in one statement, attempts reset."""
+        wanted = list(dict.fromkeys(str(task_id) for task_id in ids))
+        moved = self._requeue(wanted)
+        found = set(moved)
+        return RequeueResult(len(moved), [task_id for task_id in wanted if task_id not in found])
 
-    def purge(self, what: str) -> int:
-        """Delete every dead task (`what="dead"`) or every task waiting to be leased (`"ready"`); returns how many."""
-        statement = {"dead": self.sql.purge_dead, "ready": self.sql.purge_ready}.get(what)
-        if statement is None:
-            raise ValueError(f"purge what: must be 'dead' or 'ready', not {what!r}")
+    def requeue_all(self) -> RequeueResult:
+        """Move every task dead when the statement starts back to the queue, attempts reset."""
+        return RequeueResult(len(self._requeue(None)))
+
+    def purge(self, what: Literal["dead", "ready"]) -> int:
+        """Delete every dead letter, or every ready task (leased and delayed ones stay); returns how many."""
+        check_purge(what)
+        statement = self.sql.purge_dead if what == "dead" else self.sql.purge_ready
         with self._connection(f"purging {what} tasks") as conn:
             return conn.execute(statement, self._params).rowcount
 
     def pause(self) -> None:
-        """Stop every consumer of this queue, in every process, from leasing until `resume`."""
+        """Set the pause flag in the database: consumers in every process stop leasing until `resume`."""
         self._set_paused(True)
 
     def resume(self) -> None:
-        """Let consumers lease again; sleeping ones are woken at once."""
+        """Clear the pause flag; waiting consumers are woken through NOTIFY and lease at once."""
         self._set_paused(False)
+
+    def is_paused(self) -> bool:
+        """Whether the queue's pause flag is set in the database."""
+        with self._connection("reading the pause flag") as conn:
+            return bool(conn.execute(self.sql.is_paused, self._params).fetchone()[0])
+
+    def _requeue(self, ids: list[str] | None) -> list[str]:
+        """Move dead letters (those with `ids`, or all) back; the task ids moved, one per task."""
+        params = {**self._params, "all": ids is None, "ids": ids or []}
+        with self._connection("requeueing dead tasks") as conn:
+            moved, _ = conn.execute(self.sql.requeue, params).fetchone()
+        return moved or []
 
     def _set_paused(self, paused: bool) -> None:
         with self._connection("pausing" if paused else "resuming") as conn:
@@ -391,10 +424,13 @@ class PostgresTaskQueue(TaskQueue):
                 self._unsent.extend(settlements)
 
     def _apply(self, settlements: list[Settlement]) -> None:
+        """Run settlements grouped by kind, one statement per kind, in one round trip."""
         by_kind: dict[str, list[Settlement]] = {}
         for settlement in settlements:
             by_kind.setdefault(settlement[0], []).append(settlement)
-        with self._connection("settling tasks") as conn, _pipeline(conn, len(by_kind) > 1):
+        trim_dead = "dead" in by_kind and self.dead_max > 0
+        trimmed = None
+        with self._connection("settling tasks") as conn, _pipeline(conn, len(by_kind) > 1 or trim_dead):
             for kind, group in by_kind.items():
                 params: dict[str, Any] = {**self._params, "seqs": [s[1] for s in group]}
                 if kind == "retry":
@@ -402,6 +438,11 @@ class PostgresTaskQueue(TaskQueue):
                 elif kind == "dead":
                     params.update(bodies=[s[2] for s in group], errors=[s[3] for s in group])
                 conn.execute(getattr(self.sql, kind), params)
+            if trim_dead:
+                trimmed = conn.execute(self.sql.trim_dead, {**self._params, "dead_max": self.dead_max})
+        if trimmed is not None and trimmed.rowcount > 0:
+            logger.warning("queue %s: more than %d dead letters; dropped the %d oldest",
+                           self.name, self.dead_max, trimmed.rowcount)
 
     def _take_acks(self) -> list[int]:
         with self._lock:

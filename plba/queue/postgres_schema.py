@@ -120,11 +120,13 @@ class Statements:
     release: str
     extend: str
     stats: str
+    trim_dead: str
     dead_list: str
     requeue: str
     purge_dead: str
     purge_ready: str
     set_paused: str
+    is_paused: str
 
     @classmethod
     def for_schema(cls, schema: str) -> Statements:
@@ -200,10 +202,16 @@ class Statements:
                        (SELECT count(*) FROM {s}.dead_tasks WHERE queue = %(queue)s),
                        coalesce((SELECT paused FROM {s}.queues WHERE queue = %(queue)s), false)
                 FROM {s}.tasks WHERE queue = %(queue)s""",
+            # Keep the newest `dead_max` dead letters of the queue.
+            trim_dead=f"""
+                DELETE FROM {s}.dead_tasks WHERE queue = %(queue)s AND seq <= (
+                    SELECT seq FROM {s}.dead_tasks WHERE queue = %(queue)s
+                    ORDER BY seq DESC OFFSET %(dead_max)s LIMIT 1)""",
             dead_list=f"""
-                SELECT body, attempts, error, extract(epoch FROM dead_at) FROM {s}.dead_tasks
-                WHERE queue = %(queue)s ORDER BY seq LIMIT %(limit)s""",
-            # One statement moves the rows, so a crash part way neither loses nor copies a task.
+                SELECT seq, body, attempts, error, extract(epoch FROM dead_at) FROM {s}.dead_tasks
+                WHERE queue = %(queue)s AND seq > %(after)s ORDER BY seq LIMIT %(limit)s""",
+            # One statement moves the rows, so a crash part way neither loses nor copies a task; of two
+            # requeues at once, the second finds the rows the first moved gone and skips them.
             requeue=f"""
                 WITH moved AS (
                     DELETE FROM {s}.dead_tasks
@@ -217,15 +225,16 @@ class Statements:
                                      || '{{"attempts": 0}}')
                     FROM moved ORDER BY seq
                     RETURNING 1)
-                SELECT (SELECT count(*) FROM added),
+                SELECT (SELECT array_agg(task_id) FROM moved),
                        (SELECT count(*) FROM (SELECT pg_notify(%(channel)s, '') FROM added LIMIT 1) AS woken)""",
             purge_dead=f"DELETE FROM {s}.dead_tasks WHERE queue = %(queue)s",
-            purge_ready=f"""
-                DELETE FROM {s}.tasks WHERE queue = %(queue)s AND (leased_by IS NULL OR visible_at <= now())""",
+            # Ready: visible now, so neither leased nor delayed (an expired lease is ready again).
+            purge_ready=f"DELETE FROM {s}.tasks WHERE queue = %(queue)s AND visible_at <= now()",
             set_paused=f"""
                 WITH flag AS (
                     INSERT INTO {s}.queues (queue, paused) VALUES (%(queue)s, %(paused)s)
                     ON CONFLICT (queue) DO UPDATE SET paused = excluded.paused, changed_at = now()
                     RETURNING paused)
                 SELECT pg_notify(%(channel)s, '') FROM flag WHERE NOT paused""",
+            is_paused=f"SELECT coalesce((SELECT paused FROM {s}.queues WHERE queue = %(queue)s), false)",
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from plba.contracts import DEFAULT_DEAD_MAX
 from plba.errors import ConfigError
 from plba.queue.postgres_schema import check_schema_name
 
@@ -20,6 +21,7 @@ NUMBERS: dict[str, tuple[type, float]] = {
     "socket_timeout": (float, 0.5),
     "pool_size": (int, 1),
     "poll_interval": (float, 0.01),
+    "dead_max": (int, 0),
 }
 
 
@@ -37,6 +39,7 @@ class PostgresQueueSettings:
     socket_timeout: float = 10.0
     pool_size: int = 10
     poll_interval: float = 1.0
+    dead_max: int = DEFAULT_DEAD_MAX
 
     @classmethod
     def from_table(cls, name: str, table: Any) -> PostgresQueueSettings:
