@@ -37,30 +37,14 @@ from plba.contracts import Task  # noqa: E402
 from plba.queue.postgres import PostgresTaskQueue  # noqa: E402
 from tests.postgres.server import PostgresServer  # noqa: E402
 
+# The same handler counter as the Redis benchmark beside this file.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from redis_throughput import Countdown  # noqa: E402
+
 CONCURRENCY = 4
 PUBLISH_BATCH = 500
 BARE_BATCH = 100
 FAST = ("plba", "bare")
-
-
-class Countdown:
-    """A handler's counter that wakes the timer after the n-th call, so timing does not poll."""
-
-    def __init__(self, n: int) -> None:
-        self.left = n
-        self.lock = threading.Lock()
-        self.done = threading.Event()
-
-    def __call__(self, *args: object) -> None:
-        with self.lock:
-            self.left -= 1
-            if self.left == 0:
-                self.done.set()
-
-    def wait(self, what: str, timeout: float = 600.0) -> None:
-        """Wait for the last call; give up loudly after `timeout`."""
-        if not self.done.wait(timeout):
-            raise RuntimeError(f"timed out waiting for {what}")
 
 
 def bench_plba(url: str, n: int) -> float:

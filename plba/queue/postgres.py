@@ -204,7 +204,9 @@ class PostgresTaskQueue(TaskQueue):
         count = max(1, min(max_count, self.prefetch))
         while True:
             seen = self._wakeups.count
-            tasks = self._lease(count)
+            # Waiting for a connection counts against the timeout, so an outage shows within it.
+            wait_for_connection = self.socket_timeout if deadline is None else deadline - time.monotonic()
+            tasks = self._lease(count, max(0.1, min(wait_for_connection, self.socket_timeout)))
             if generation != self._generation:
                 # Stopping: what arrived was never started, so it goes back for other consumers.
                 self._send(self._releases_of(tasks))
@@ -348,11 +350,11 @@ class PostgresTaskQueue(TaskQueue):
 
     # -- internals: leasing ----------------------------------------------------------------
 
-    def _lease(self, count: int) -> list[Task]:
-        """Lease up to `count` tasks, deleting the acked ones in the same statement."""
+    def _lease(self, count: int, wait: float) -> list[Task]:
+        """Lease up to `count` tasks, deleting the acked ones in the same statement; `wait` for a connection."""
         acks = self._take_acks()
         try:
-            with self._connection("leasing tasks") as conn:
+            with self._connection("leasing tasks", wait) as conn:
                 rows = conn.execute(self.sql.lease, {**self._params, "count": count, "acks": acks}).fetchall()
         except QueueUnavailableError:
             self._return_acks(acks)
@@ -558,10 +560,13 @@ class PostgresTaskQueue(TaskQueue):
     # -- internals: connections ------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _connection(self, doing: str) -> Iterator[psycopg.Connection]:
-        """A pooled connection; a lost or refused one becomes a QueueUnavailableError naming queue and URL."""
+    def _connection(self, doing: str, wait: float | None = None) -> Iterator[psycopg.Connection]:
+        """A pooled connection (waiting up to `wait`, default the socket timeout, for one to be free).
+
+        A lost or refused connection becomes a QueueUnavailableError naming the queue and URL.
+        """
         try:
-            with self._pool.connection() as conn:
+            with self._pool.connection(timeout=wait) as conn:
                 yield conn
         except UNAVAILABLE as exc:
             self._drop_broken_connections()
