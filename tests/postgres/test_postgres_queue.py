@@ -101,6 +101,15 @@ def test_given_many_tasks_published_in_chunks_then_they_come_out_in_publishing_o
     assert seen == list(range(2500))
 
 
+def test_given_a_task_retried_at_once_then_it_waits_behind_the_tasks_already_queued(make_queue):
+    """Given tasks A and B, when A is nacked without delay, then B is delivered before A's second attempt."""
+    queue = make_queue(prefetch=1)
+    queue.publish_many([Task("t", "A"), Task("t", "B")])
+    first = queue.consume(timeout=5)
+    queue.nack(first)
+    assert [queue.consume(timeout=5).payload for _ in range(2)] == ["B", "A"]
+
+
 # -- transactional publish -----------------------------------------------------------------
 
 
