@@ -36,6 +36,7 @@ from plba.contracts import (
     TaskQueue,
     check_limit,
     check_purge,
+    requested_ids,
 )
 from plba.errors import QueueUnavailableError
 from plba.queue.postgres_schema import Statements, channel_for, migrate
@@ -311,7 +312,7 @@ class PostgresTaskQueue(TaskQueue):
 
     def requeue(self, ids: Iterable[str]) -> RequeueResult:
         """Move the dead tasks with these ids back to the queue in one statement, attempts reset."""
-        wanted = list(dict.fromkeys(str(task_id) for task_id in ids))
+        wanted = requested_ids(ids)
         moved = self._requeue(wanted)
         found = set(moved)
         return RequeueResult(len(moved), [task_id for task_id in wanted if task_id not in found])

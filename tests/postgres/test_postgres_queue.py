@@ -236,6 +236,14 @@ def test_given_a_postgres_table_then_build_queue_opens_the_postgres_backend(data
         queue.close()
 
 
+def test_given_plba_installed_then_postgres_is_a_queue_backend_entry_point():
+    """Given plba's metadata, then `plba.queues` maps postgres to the PostgreSQL queue's factory."""
+    from importlib.metadata import entry_points
+
+    registered = {entry.name: entry.value for entry in entry_points(group="plba.queues")}
+    assert registered["postgres"] == "plba.queue.postgres:PostgresTaskQueue.from_settings"
+
+
 def test_given_bad_settings_then_every_problem_is_listed_in_one_error():
     """Given a missing URL, a negative prefetch and a bad schema, then one ConfigError names all three keys."""
     with pytest.raises(ConfigError) as error:
