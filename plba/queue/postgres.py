@@ -22,6 +22,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
@@ -141,10 +142,13 @@ class PostgresTaskQueue(TaskQueue):
             with psycopg.connect(url, **self._connect_args) as conn:
                 migrate(conn, schema)
         except psycopg.ProgrammingError as exc:
-            raise QueueUnavailableError(f"queue {name!r}: bad PostgreSQL URL {self.url}: {exc}") from None
+            raise QueueUnavailableError(
+                f"queue {name!r}: bad PostgreSQL URL {self.url}: {_without_password(_first_line(exc), url)}"
+            ) from None
         except psycopg.Error as exc:
             raise QueueUnavailableError(
-                f"queue {name!r}: PostgreSQL at {self.url} is unavailable while connecting: {_first_line(exc)}"
+                f"queue {name!r}: PostgreSQL at {self.url} is unavailable while connecting: "
+                f"{_without_password(_first_line(exc), url)}"
             ) from None
         self._pool = ConnectionPool(url, kwargs=self._connect_args, min_size=1, max_size=pool_size,
                                     timeout=socket_timeout, name=f"plba-queue-{name}", open=False)
@@ -600,6 +604,15 @@ def _task_or_none(body: Any) -> Task | None:
         return Task.from_dict(body)
     except (KeyError, ValueError, TypeError, AttributeError):
         return None
+
+
+def _without_password(text: str, url: str) -> str:
+    """`text` with the password of `url` masked, should a driver message quote the URL."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return text
+    return text.replace(password, "***") if password else text
 
 
 def _first_line(exc: BaseException) -> str:
