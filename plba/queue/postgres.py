@@ -40,9 +40,10 @@ from plba.contracts import (
     requested_ids,
 )
 from plba.errors import QueueUnavailableError
+from plba.masking import MASK, mask_url
 from plba.queue.postgres_schema import Statements, channel_for, migrate
 from plba.queue.postgres_settings import PostgresQueueSettings
-from plba.queue.redis_support import encode, safe_url
+from plba.queue.redis_support import encode
 from plba.tracing.context import inject
 
 logger = logging.getLogger("plba.queue.postgres")
@@ -98,7 +99,7 @@ class PostgresTaskQueue(TaskQueue):
         dead_max: int = DEFAULT_DEAD_MAX,
     ) -> None:
         self.name = name
-        self.url = safe_url(url)
+        self.url = mask_url(url)
         self.visibility_timeout = visibility_timeout
         self.max_attempts = max_attempts
         self.retry_backoff = retry_backoff or Backoff()
@@ -612,7 +613,7 @@ def _without_password(text: str, url: str) -> str:
         password = urlsplit(url).password
     except ValueError:
         return text
-    return text.replace(password, "***") if password else text
+    return text.replace(password, MASK) if password else text
 
 
 def _first_line(exc: BaseException) -> str:

@@ -9,6 +9,7 @@ import pytest
 
 from plba.contracts import Task
 from plba.errors import ConfigError, QueueUnavailableError
+from plba.masking import MASK
 from plba.queue import build_queue
 from plba.queue.postgres import PostgresTaskQueue
 from plba.queue.postgres_schema import MIGRATIONS, SchemaError
@@ -244,6 +245,20 @@ def test_given_plba_installed_then_postgres_is_a_queue_backend_entry_point():
     assert registered["postgres"] == "plba.queue.postgres:PostgresTaskQueue.from_settings"
 
 
+def test_given_the_settings_declaration_then_the_postgres_settings_default_to_it():
+    """Given plba/schema.py, then every key PostgresQueueSettings reads is declared for postgres with its default."""
+    import dataclasses
+
+    from plba import schema
+    from plba.queue.postgres_settings import PostgresQueueSettings
+
+    for field in dataclasses.fields(PostgresQueueSettings):
+        declared = schema.QUEUE_SETTINGS_BY_NAME[field.name]
+        assert declared.applies_to("postgres"), field.name
+        if declared.default is not schema.NO_DEFAULT:
+            assert field.default == declared.default, field.name
+
+
 def test_given_bad_settings_then_every_problem_is_listed_in_one_error():
     """Given a missing URL, a negative prefetch and a bad schema, then one ConfigError names all three keys."""
     with pytest.raises(ConfigError) as error:
@@ -262,5 +277,5 @@ def test_given_nothing_listening_then_the_error_names_queue_and_url_but_not_the_
     with pytest.raises(QueueUnavailableError) as error:
         PostgresTaskQueue.from_settings("orders", {"url": url, "socket_timeout": 1})
     message = str(error.value)
-    assert "'orders'" in message and f"postgresql://app:***@127.0.0.1:{port}/shop" in message
+    assert "'orders'" in message and f"postgresql://app:{MASK}@127.0.0.1:{port}/shop" in message
     assert "s3cret" not in message and "\n" not in message
