@@ -12,7 +12,7 @@ PYTHON = "3.11"
 
 def install_project(session: nox.Session, *extra: str) -> None:
     """Install plba and the mail order bot plugin (editable, so coverage and tracebacks point here)."""
-    session.install("-e", ".[test,otel]", "-e", "./plugins/mail_order_bot", *extra)
+    session.install("-e", ".[test,otel,postgres]", "-e", "./plugins/mail_order_bot", *extra)
 
 
 @nox.session(python=PYTHON)
@@ -80,3 +80,11 @@ def bench_mail_memory(session: nox.Session) -> None:
     """Peak memory of `plba run` while the mail order bot rejects a 50 MB attachment and an xlsx bomb."""
     install_project(session)
     session.run("python", "benchmarks/mail_bot_memory.py", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def bench_postgres(session: nox.Session) -> None:
+    """PostgreSQL queue throughput against a bare psycopg SKIP LOCKED loop, procrastinate and PgQueuer."""
+    session.run("bash", "scripts/install-test-servers.sh", external=True)
+    install_project(session, "procrastinate", "pgqueuer")
+    session.run("python", "benchmarks/postgres_throughput.py", *session.posargs)
