@@ -12,7 +12,7 @@ PYTHON = "3.11"
 
 def install_project(session: nox.Session, *extra: str) -> None:
     """Install plba and the mail order bot plugin (editable, so coverage and tracebacks point here)."""
-    session.install("-e", ".[test,otel]", "-e", "./plugins/mail_order_bot", *extra)
+    session.install("-e", ".[test,otel,postgres]", "-e", "./plugins/mail_order_bot", *extra)
 
 
 @nox.session(python=PYTHON)
@@ -42,6 +42,13 @@ def bench_control(session: nox.Session) -> None:
     """GET /health requests per second under load against bare Flask on waitress."""
     install_project(session)
     session.run("python", "benchmarks/health_rps.py", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def bench_control_load(session: nox.Session) -> None:
+    """Probe latency with idle, slow and flooding clients and a hanging health check, against the quiet server."""
+    install_project(session)
+    session.run("python", "benchmarks/control_load.py", *session.posargs)
 
 
 @nox.session(python=PYTHON)
@@ -81,3 +88,11 @@ def bench_action_requeue(session: nox.Session) -> None:
     session.run("bash", "scripts/install-test-servers.sh", external=True)
     install_project(session)
     session.run("python", "benchmarks/action_requeue.py", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def bench_postgres(session: nox.Session) -> None:
+    """PostgreSQL queue throughput against a bare psycopg SKIP LOCKED loop, procrastinate and PgQueuer."""
+    session.run("bash", "scripts/install-test-servers.sh", external=True)
+    install_project(session, "procrastinate", "pgqueuer")
+    session.run("python", "benchmarks/postgres_throughput.py", *session.posargs)

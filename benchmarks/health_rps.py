@@ -22,7 +22,7 @@ from typing import Any
 from flask import Flask, Response
 
 from plba import QueueWorker, Task, create_runtime, hookimpl
-from plba.control.server import DEFAULT_THREADS, close_all_channels, serve
+from plba.control.server import Limits, serve, shutdown
 
 WORKERS = 4
 # The feeder keeps about this many tasks queued, so the workers never run dry nor memory grows.
@@ -65,15 +65,15 @@ def feed(queue: Any, stop: threading.Event) -> None:
         stop.wait(0.005)
 
 
-def bare_server(body: bytes) -> tuple[Any, threading.Thread, int]:
-    """Flask on waitress answering `GET /health` with a fixed body."""
+def bare_server(body: bytes, limits: Limits) -> tuple[Any, threading.Thread, int]:
+    """Flask on waitress (the control plane's server and limits) answering `GET /health` with a fixed body."""
     app = Flask("bare")
 
     @app.get("/health")
     def health() -> Response:
         return Response(body, mimetype="application/json")
 
-    server = serve(app, "127.0.0.1", 0, DEFAULT_THREADS)
+    server = serve(app, "127.0.0.1", 0, limits)
     thread = threading.Thread(target=server.run, name="bare-waitress", daemon=True)
     thread.start()
     return server, thread, server.socket.getsockname()[1]
@@ -81,9 +81,7 @@ def bare_server(body: bytes) -> tuple[Any, threading.Thread, int]:
 
 def stop_bare(server: Any, thread: threading.Thread) -> None:
     """Stop the bare server the same way the control plane stops."""
-    server.trigger.pull_trigger(lambda: close_all_channels(server))
-    thread.join(5)
-    server.task_dispatcher.shutdown()
+    shutdown(server, thread)
 
 
 def rps(port: int, clients: int, requests: int) -> float:
@@ -132,7 +130,7 @@ def main() -> None:
     stop_feeding = threading.Event()
     feeder = threading.Thread(target=feed, args=(plugin.queue, stop_feeding), name="feeder", daemon=True)
     feeder.start()
-    bare, bare_thread, bare_port = bare_server(json.dumps(runtime.health()).encode())
+    bare, bare_thread, bare_port = bare_server(json.dumps(runtime.health()).encode(), Limits.read(runtime.settings))
     try:
         rps(runtime.control.port, args.clients, requests // 4)
         rps(bare_port, args.clients, requests // 4)

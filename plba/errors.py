@@ -49,6 +49,12 @@ class QueueUnavailableError(PlbaError):
     exit_code = 2
 
 
+class StartupTimeoutError(PlbaError):
+    """A broker stayed unreachable for the whole `platform.startup_timeout`; worth restarting later."""
+
+    exit_code = 75  # EX_TEMPFAIL: a service manager restarts it, unlike 2 and 3
+
+
 class StateError(PlbaError):
     """An action that does not fit the runtime's current state (start while running, ...)."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -15,6 +16,8 @@ from plba.contracts import HealthStatus, WorkerHealth
 logger = logging.getLogger("plba.health")
 
 HealthCheck = Callable[[], WorkerHealth]
+# How much longer than the timeout a reader waits for an evaluation: its own bookkeeping.
+EVALUATION_GRACE = 0.5
 
 
 @dataclass
@@ -61,12 +64,15 @@ class _TimedCheck:
                                           daemon=True)
                 runner.start()
 
-    def result(self, timeout: float) -> Component:
-        """The current run's reading, or unhealthy when it raised, overran or returned garbage."""
+    def result(self, timeout: float, waiting: str = "check did not answer within the health timeout") -> Component:
+        """The current run's reading, or unhealthy (`waiting` says why) when it raised, overran or returned garbage."""
+        pending = self._pending
+        if pending is None:
+            return self._unhealthy(waiting)
         try:
-            result = self._pending.result(timeout)
+            result = pending.result(timeout)
         except TimeoutError:
-            return self._unhealthy("check did not answer within the health timeout")
+            return self._unhealthy(waiting)
         except Exception as exc:  # noqa: BLE001 - a check that raises counts as unhealthy
             return self._unhealthy(f"check raised {type(exc).__name__}: {exc}")
         if not isinstance(result, WorkerHealth):
@@ -84,11 +90,21 @@ class _TimedCheck:
 
 
 class HealthRegistry:
-    """The health checks plugins and the runtime registered."""
+    """The health checks plugins and the runtime registered, read by one shared evaluation at a time.
 
-    def __init__(self, timeout: float = 5.0) -> None:
+    Concurrent readers wait for the same evaluation instead of each running every check, and its
+    readings are reused for `cache` seconds, so a flood of `/health` costs one run of the checks.
+    """
+
+    def __init__(self, timeout: float = 5.0, cache: float = 1.0) -> None:
         self.timeout = timeout
+        self.cache = cache
         self._checks: dict[str, _TimedCheck] = {}
+        self._lock = threading.Lock()
+        self._evaluation: Future | None = None
+        self._evaluation_started = 0.0
+        self._last: list[Component] | None = None
+        self._last_at = -math.inf
 
     def add(self, name: str, check: HealthCheck, critical: bool = True) -> None:
         """Register `check` under `name`; a name can be registered once."""
@@ -98,11 +114,46 @@ class HealthRegistry:
             raise TypeError(f"health check {name!r} must be callable and return a WorkerHealth")
         self._checks[name] = _TimedCheck(name, check, critical)
 
-    def read(self) -> list[Component]:
-        """Run every check (in parallel, each bounded by the timeout) and return their readings."""
-        checks = list(self._checks.values())
-        # Start them all before waiting on any, so N slow checks cost one timeout, not N.
-        for check in checks:
-            check.start()
-        deadline = time.monotonic() + self.timeout
-        return [check.result(max(0.0, deadline - time.monotonic())) for check in checks]
+    def read(self, patience: float | None = None) -> list[Component]:
+        """Every check's reading: recent cached ones, or those of the evaluation in progress (started if none).
+
+        Each check is bounded by the timeout, so by default this waits at most about that long.
+        With `patience`, it waits only until the evaluation has run that many seconds, then
+        returns the previous readings (or, before any, each unfinished check as not answered yet).
+        """
+        if not self._checks:
+            return []
+        with self._lock:
+            now = time.monotonic()
+            if self._last is not None and now - self._last_at < self.cache:
+                return self._last
+            if self._evaluation is None:
+                self._evaluation = Future()
+                self._evaluation_started = now
+                threading.Thread(target=self._evaluate, args=(self._evaluation,), name="plba-health",
+                                 daemon=True).start()
+            evaluation, started, previous = self._evaluation, self._evaluation_started, self._last
+        limit = self.timeout + EVALUATION_GRACE if patience is None else patience
+        try:
+            return evaluation.result(max(0.0, started + limit - time.monotonic()))
+        except TimeoutError:
+            if previous is not None:
+                return previous
+            return [check.result(0.0, waiting="check has not answered yet") for check in self._checks.values()]
+
+    def _evaluate(self, future: Future) -> None:
+        try:
+            checks = list(self._checks.values())
+            # Start them all before waiting on any, so N slow checks cost one timeout, not N.
+            for check in checks:
+                check.start()
+            deadline = time.monotonic() + self.timeout
+            readings = [check.result(max(0.0, deadline - time.monotonic())) for check in checks]
+        except BaseException as exc:  # noqa: BLE001 - handed to the readers waiting on it
+            with self._lock:
+                self._evaluation = None
+            future.set_exception(exc)
+            return
+        with self._lock:
+            self._last, self._last_at, self._evaluation = readings, time.monotonic(), None
+        future.set_result(readings)

@@ -20,7 +20,7 @@ from plba.cluster.heartbeat import Heartbeat
 from plba.config import ConfigurationManager
 from plba.contracts import HealthStatus, Worker, WorkerState
 from plba.db import Database, database_location, open_database
-from plba.errors import PluginError, StateError
+from plba.errors import PluginError, QueueUnavailableError, StartupTimeoutError, StateError
 from plba.health import Component, HealthRegistry, aggregate
 from plba.plugins import PluginSet
 from plba.queue.factory import build_queue
@@ -36,6 +36,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger("plba.runtime")
 
 NOT_STARTED = "not_started"
+# Readiness waits this long for a health evaluation in progress, then answers from the previous one.
+READY_PATIENCE = 0.5
+# Retries of an unreachable broker at start: 0.2 s, doubling, at most 5 s apart.
+BROKER_RETRY = Backoff(base=0.2, cap=5.0)
 
 
 class RuntimeManager:
@@ -57,6 +61,8 @@ class RuntimeManager:
         self.failure: str | None = None
         self.last_stop: StopSummary | None = None
         self.started_at: float | None = None
+        # While start-up waits for a broker: what it waits for, which readiness reports.
+        self.waiting_for: str | None = None
         self._state = NOT_STARTED
         self._lifecycle = threading.RLock()
         self._stop_requested = threading.Event()
@@ -137,7 +143,8 @@ class RuntimeManager:
             _close_queues(registry)
             raise
         self.registry = registry
-        self.health_registry = HealthRegistry(timeout=float(settings.get("platform.health_timeout", 5.0)))
+        self.health_registry = HealthRegistry(timeout=float(settings.get("platform.health_timeout", 5.0)),
+                                              cache=float(settings.get("platform.health_cache")))
         for name, check, critical in registry.health_checks:
             self.health_registry.add(name, check, critical)
         self.supervisor = WorkerSupervisor(_restart_policy(settings), on_give_up=self._on_give_up)
@@ -194,9 +201,15 @@ class RuntimeManager:
             self.failure = None
             try:
                 self._start_control_plane()
+                connected = self._connect_queues()
             except BaseException:
                 self._state = previous_state
                 raise
+            if not connected:
+                logger.info("start abandoned: a stop was requested while waiting for a broker")
+                self.last_stop = StopSummary()
+                self._state = WorkerState.STOPPED.value
+                return self
             if self.announce is not None:
                 self.announce(self)
             self.supervisor.start()
@@ -237,6 +250,41 @@ class RuntimeManager:
             control = ControlServer(self)
             control.start()
             self.control = control
+
+    def _connect_queues(self) -> bool:
+        """Connect every queue that has a broker, retrying with backoff for `platform.startup_timeout` seconds.
+
+        The control plane is already up meanwhile, and readiness says what is awaited. False when
+        a stop is requested while waiting; StartupTimeoutError when the time runs out.
+        """
+        waiting = {name: queue for name, queue in self.registry.queues.items()
+                   if callable(getattr(queue, "connect", None))}
+        limit = float(self.settings.get("platform.startup_timeout"))
+        deadline = time.monotonic() + limit
+        attempt = 0
+        try:
+            while True:
+                problem = ""
+                for name, queue in list(waiting.items()):
+                    try:
+                        queue.connect()
+                    except QueueUnavailableError as exc:
+                        problem = str(exc)
+                    else:
+                        waiting.pop(name)
+                if not waiting:
+                    return True
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise StartupTimeoutError(f"{problem}; gave up after {limit:g}s (platform.startup_timeout)")
+                attempt += 1
+                delay = min(BROKER_RETRY.delay(attempt), remaining)
+                self.waiting_for = f"waiting for a broker: {problem}"
+                logger.warning("%s; retrying in %.1fs (giving up in %.0fs)", self.waiting_for, delay, remaining)
+                if self._stop_requested.wait(delay):
+                    return False
+        finally:
+            self.waiting_for = None
 
     def stop(self, timeout: float | None = None, force: bool = False) -> StopSummary:
         """Stop gracefully: readiness off, intake stops, in-flight work finishes within the budget.
@@ -369,11 +417,11 @@ class RuntimeManager:
             "control_url": self.control.url if self.control is not None else None,
         }
 
-    def components(self) -> list[Component]:
-        """Every health reading: workers, registered checks, and the trace transport."""
+    def components(self, patience: float | None = None) -> list[Component]:
+        """Every health reading: workers, registered checks (see `HealthRegistry.read`), the trace transport."""
         readings = [Component(name, health, critical) for name, health, critical in
                     (self.supervisor.health() if self.supervisor else [])]
-        readings.extend(self.health_registry.read())
+        readings.extend(self.health_registry.read(patience))
         tracing = self.traces.health()
         if tracing.status != HealthStatus.OK:
             readings.append(Component("tracing", tracing, False))
@@ -390,8 +438,9 @@ class RuntimeManager:
     def ready(self) -> tuple[bool, str]:
         """Whether to send work here: started, not stopping, and every critical component ok."""
         if self._state != "running":
-            return False, f"runtime is {self.state}"
-        for component in self.components():
+            return False, self.waiting_for or f"runtime is {self.state}"
+        # A probe must answer quickly: a check still running after READY_PATIENCE counts as it was.
+        for component in self.components(READY_PATIENCE):
             if component.critical and component.health.status != HealthStatus.OK:
                 return False, f"{component.name} is {component.health.status.value}: {component.health.detail}"
         return True, "ready"

@@ -96,7 +96,7 @@ def test_queue_tables_name_an_unknown_backend_and_a_negative_dead_max(tmp_path: 
         ConfigurationManager(root=tmp_path, environ={}).validate()
     dead_max, backend = error.value.problems
     assert dead_max.startswith("platform.queues.orders.dead_max must be at least 0 (it is -1) in ")
-    assert backend == "platform.queues.orders.backend: unknown backend 'kafka' (installed: memory, redis)"
+    assert backend == "platform.queues.orders.backend: unknown backend 'kafka' (installed: memory, postgres, redis)"
 
 
 def test_secrets_are_masked_by_file_and_by_name(tmp_path: Path) -> None:

@@ -80,7 +80,7 @@ def test_an_unknown_backend_is_a_configuration_error_listing_the_installed_ones(
     with pytest.raises(ConfigError) as raised:
         open_queue("orders", {"backend": "kafka"})
     assert raised.value.problems == [
-        "platform.queues.orders.backend: unknown backend 'kafka' (installed: memory, redis)"]
+        "platform.queues.orders.backend: unknown backend 'kafka' (installed: memory, postgres, redis)"]
 
 
 def test_a_third_party_backend_is_listed_and_opened_by_its_name(on_path: Path) -> None:
@@ -124,7 +124,7 @@ def test_config_check_names_an_unknown_backend_in_one_line(backend_site: Path, p
     result = plba("config", "check", cwd=project, env=env)
     assert result.returncode == 2
     assert result.stderr.strip() == ("error: platform.queues.acme.backend: unknown backend 'akme' "
-                                     "(installed: acme, acme-broken, acme-nothing, memory, redis)")
+                                     "(installed: acme, acme-broken, acme-nothing, memory, postgres, redis)")
 
 
 class MinimalQueue(TaskQueue):

@@ -296,7 +296,7 @@ def test_an_unknown_queue_backend_is_a_configuration_error() -> None:
         def register(self, registry) -> None:
             registry.queue("jobs")
 
-    unknown = r"platform.queues.jobs.backend: unknown backend 'kafka' \(installed: memory, redis\)"
+    unknown = r"platform.queues.jobs.backend: unknown backend 'kafka' \(installed: memory, postgres, redis\)"
     with pytest.raises(ConfigError, match=unknown):
         make(UsesQueue(), platform={"queues": {"jobs": {"backend": "kafka"}}}).build()
 

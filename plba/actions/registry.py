@@ -208,12 +208,8 @@ class Actions:
         case, with the parameters as given (secrets masked).
         """
         action = self.registry.get(name)
+        actor = self.authorize(name, caller, target)
         given: dict[str, Any] = {}
-        try:
-            actor = caller.authorize(action.role)
-        except Exception as exc:
-            self._record(action, caller.actor_hint(), caller, target, given, REFUSED, _reason(exc))
-            raise
         try:
             given = dict((params() if callable(params) else params) or {})
             checked = action.check(given)
@@ -226,6 +222,15 @@ class Actions:
             raise
         self._record(action, actor, caller, target, given, OK, None)
         return result
+
+    def authorize(self, name: str, caller: Caller, target: str | None = None) -> str:
+        """The actor when `caller` may invoke action `name`; else the caller's refusal, audited as refused."""
+        action = self.registry.get(name)
+        try:
+            return caller.authorize(action.role)
+        except Exception as exc:
+            self._record(action, caller.actor_hint(), caller, target, {}, REFUSED, _reason(exc))
+            raise
 
     def join_stop(self, timeout: float) -> None:
         """Wait for a background stop started by the stop action (unless called from it)."""

@@ -8,10 +8,11 @@ import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Flask, Response, current_app, g, request
 from werkzeug.exceptions import BadRequest, HTTPException, MethodNotAllowed, NotFound
+from werkzeug.routing import RoutingException
 
 from plba.actions import ActionError, Actions, InvalidParams
 from plba.actions import instances as fleet
@@ -21,10 +22,11 @@ from plba.config import MASK, settings_dict
 from plba.control import auth, configured_token
 from plba.users import Accounts, Role
 
+if TYPE_CHECKING:
+    from plba.control.waitress_ext import Refusal
+
 logger = logging.getLogger("plba.control")
 
-# Action bodies are a few fields (or up to a thousand task ids); anything bigger is refused before it is read.
-MAX_BODY = 64 * 1024
 # Rows a list endpoint (`/audit`) returns at most, and by default.
 MAX_LIMIT = 1_000
 DEFAULT_LIMIT = 100
@@ -37,7 +39,8 @@ control = Blueprint("control", __name__)
 def create_app(runtime: Any) -> Flask:
     """The control plane of `runtime`: core endpoints plus each plugin's `register_routes` blueprint."""
     app = Flask("plba.control")
-    app.config.update(MAX_CONTENT_LENGTH=MAX_BODY)
+    # waitress refuses bigger bodies before reading them; this covers other servers and test clients.
+    app.config.update(MAX_CONTENT_LENGTH=int(runtime.settings.get("platform.control.max_body")))
     app.extensions["plba"] = ControlState(runtime)
     app.before_request(_authorize)
     app.register_error_handler(Exception, _error_response)
@@ -314,6 +317,37 @@ def _authorize() -> None:
     if request.routing_exception is not None or hasattr(view, "plba_action"):
         return
     auth.require(auth.access_of(view, request.method))
+
+
+def refusal_before_body(app: Flask, method: str, path: str, headers: Mapping[str, str],
+                        remote_addr: str | None = None) -> Refusal | None:
+    """The 401 or 403 the app would answer from these headers alone, so the server never reads the body.
+
+    `headers` are waitress's (upper case, `AUTHORIZATION`). Unknown paths and wrong methods are
+    left to the app, which answers them 404 or 405 first. A refused action is audited as the
+    request itself would have been.
+    """
+    from plba.control.waitress_ext import Refusal
+
+    try:
+        endpoint, arguments = app.url_map.bind("localhost").match(path, method)
+    except (HTTPException, RoutingException):  # 404, 405 or a redirect: the app's to answer
+        return None
+    view = app.view_functions.get(endpoint)
+    authorization = {"Authorization": headers["AUTHORIZATION"]} if "AUTHORIZATION" in headers else {}
+    # The same check the request would meet, run on its headers alone before any body byte is read.
+    with app.test_request_context(path, method=method, headers=authorization,
+                                  environ_base={"REMOTE_ADDR": remote_addr or ""}):
+        try:
+            action = getattr(view, "plba_action", None)
+            if action is not None:
+                _runtime().actions.authorize(action, HttpCaller(), arguments.get("name"))
+            else:
+                auth.require(auth.access_of(view, method))
+        except HTTPException as exc:
+            headers_out = [(name, value) for name, value in exc.get_headers() if name.lower() != "content-type"]
+            return Refusal(exc.code or 400, exc.name, exc.description or exc.name, headers_out)
+    return None
 
 
 def _error_response(exc: Exception) -> Response:

@@ -25,8 +25,8 @@ from typing import Any, Literal
 
 import redis
 from redis.backoff import ExponentialBackoff
+from redis.exceptions import AuthenticationError, RedisError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
@@ -43,7 +43,7 @@ from plba.contracts import (
     requested_ids,
     reset_for_requeue,
 )
-from plba.errors import QueueUnavailableError
+from plba.errors import ConfigError, QueueUnavailableError
 from plba.masking import mask_url
 from plba.queue import redis_scripts
 from plba.queue.redis_support import DEFAULT_URL, QueueKeys, RedisQueueSettings, encode, entry_time
@@ -132,12 +132,30 @@ class RedisTaskQueue(TaskQueue):
         self._closing = threading.Event()
         self._keeper: threading.Thread | None = None
         self._keeper_failing = False
-        with self._unavailable("connecting"):
-            self._ensure_group()
+        self._connected = False
+
+    def connect(self) -> None:
+        """Reach Redis and create the consumer group if needed; QueueUnavailableError while it cannot be reached.
+
+        The runtime calls this before its workers start, retrying while the broker is down, so
+        building the queue never needs Redis. Idempotent.
+        """
+        if self._connected:
+            return
+        try:
+            with self._unavailable("connecting"):
+                self._ensure_group()
+        except QueueUnavailableError as exc:
+            if isinstance(exc.__cause__, AuthenticationError):
+                # Wrong credentials do not heal by waiting.
+                raise ConfigError(f"queue {self.name!r}: Redis at {self.url} refused the credentials: "
+                                  f"{exc.__cause__}") from None
+            raise
+        self._connected = True
 
     @classmethod
     def from_settings(cls, name: str, table: Any) -> RedisTaskQueue:
-        """Build the queue from its `[platform.queues.<name>]` table; fails at once when Redis cannot be reached."""
+        """Build the queue from its `[platform.queues.<name>]` table, without connecting (see `connect`)."""
         settings = RedisQueueSettings.from_table(name, table)
         return cls(
             name,
@@ -173,6 +191,7 @@ class RedisTaskQueue(TaskQueue):
         """Lease the next task, its attempt counted in Redis; None after `timeout` or on `interrupt`."""
         deadline = None if timeout is None else time.monotonic() + timeout
         generation = self._generation
+        self.connect()
         self._start_keeper()
         while True:
             with self._lock:
@@ -237,7 +256,8 @@ class RedisTaskQueue(TaskQueue):
         try:
             self._flush_acks()
             self._resend()
-            self._leave_group()
+            if self._connected:
+                self._leave_group()
         except RedisError as exc:
             logger.warning("queue %s: closing while Redis at %s is unavailable (%s); unsent results are "
                            "redelivered after the visibility timeout", self.name, self.url, exc)

@@ -87,6 +87,20 @@ def test_plba_run_logs_its_port_and_plba_stop_with_the_token_ends_it_cleanly(pro
     assert "stopped: 0 task(s) processed" in run.output()
 
 
+def test_plba_stop_force_ends_plba_run_with_exit_0_cycle_after_cycle(processes, isolated) -> None:
+    # Given `plba run` started again and again (the in-process stop race is covered in test_server.py)
+    for _ in range(4):
+        run, url = start_plba_run(processes, isolated, PLBA_PLATFORM__CONTROL__PORT="0",
+                                  PLBA_PLATFORM__CONTROL__TOKEN=TOKEN)
+        # When `plba stop --force` is sent each time
+        result = plba("stop", "--force", "--url", url, cwd=isolated,
+                      env=plba_env(None, PLBA_PLATFORM__CONTROL__TOKEN=TOKEN))
+        # Then each stop is reported and each `plba run` exits 0 without a traceback
+        assert result.returncode == 0, result.stderr
+        assert run.wait() == 0, run.output()
+        assert "Traceback" not in run.output()
+
+
 def test_plba_stop_without_or_with_a_wrong_token_exits_2_and_says_what_to_set(processes, isolated) -> None:
     # Given `plba run` with a token
     run, url = start_plba_run(processes, isolated, PLBA_PLATFORM__CONTROL__PORT="0",

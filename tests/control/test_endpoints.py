@@ -64,10 +64,9 @@ def test_readiness_follows_critical_components(serve) -> None:
     _, http = serve(checks)
     # When the check is ok, then the runtime is ready
     assert http.get("/health/ready").status == 200
-    # When it turns unhealthy, then readiness is 503 with the reason
+    # When it turns unhealthy, then readiness is 503 with the reason (once platform.health_cache has passed)
     checks.reading = WorkerHealth("unhealthy", "database unreachable")
-    answer = http.get("/health/ready")
-    assert answer.status == 503
+    answer = wait_for(lambda: (lambda a: a if a.status == 503 else None)(http.get("/health/ready")))
     assert answer.body == {"ready": False, "reason": "db is unhealthy: database unreachable"}
 
 

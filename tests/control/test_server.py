@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import http.client
 import socket
+import sys
 import threading
 
 import pytest
 
 from plba import create_runtime
+from plba.control.server import ControlServer
 from plba.errors import ControlPlaneError
 from tests.control.conftest import Http, JobsPlugin, control_settings
 from tests.helpers import wait_for
@@ -111,3 +113,68 @@ def test_no_control_plane_when_disabled_by_settings_or_by_the_embedder() -> None
     for runtime in (by_settings, by_code):
         with runtime:
             assert runtime.control is None
+
+
+def test_stop_is_safe_while_request_threads_wake_the_loop() -> None:
+    """Regression: the loop could run the closing thunk before stop() had written to the trigger (EBADF)."""
+    # Given a control server, and a thread pulling its trigger as request threads do when they finish,
+    # with thread switches made very frequent so the interleaving that broke shows up within the cycles
+    runtime = create_runtime(JobsPlugin(), settings=control_settings(), enable_http_control=False)
+    runtime.start()
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    try:
+        for _ in range(300):
+            control = ControlServer(runtime)
+            control.start()
+            server, loop = control._server, control._thread
+
+            def pull(server=server, loop=loop) -> None:
+                while loop.is_alive():
+                    try:
+                        server.trigger.pull_trigger()
+                    except OSError:
+                        # Once the loop has ended its trigger is closed; unlike request threads,
+                        # which stop() waits for, this thread may still be pulling by then.
+                        assert not loop.is_alive()
+                        return
+
+            puller = threading.Thread(target=pull)
+            puller.start()
+            # When it is stopped, then the stop completes without an error, every time
+            control.stop()
+            puller.join()
+            assert not loop.is_alive()
+    finally:
+        sys.setswitchinterval(previous)
+        runtime.close()
+
+
+def test_repeated_start_stop_cycles_with_clients_connected_leave_nothing_behind() -> None:
+    # Given a runtime started and stopped again and again while a client keeps probing it
+    before = _control_threads()
+    for _ in range(20):
+        runtime = create_runtime(JobsPlugin(), settings=control_settings())
+        runtime.start()
+        port = runtime.control.port
+        done = threading.Event()
+
+        def probe(port=port, done=done) -> None:
+            while not done.is_set():
+                try:
+                    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                    connection.request("GET", "/health/live")
+                    connection.getresponse().read()
+                    connection.close()
+                except (OSError, http.client.HTTPException):
+                    return
+
+        prober = threading.Thread(target=probe)
+        prober.start()
+        # When it is closed, then it closes without an error and frees its port
+        runtime.close()
+        done.set()
+        prober.join()
+        assert _port_is_free(port)
+    # And no control thread is left
+    assert _control_threads() <= before

@@ -17,12 +17,14 @@ from tests.helpers import wait_for
 from tests.redis.server import free_port
 
 
-def test_given_nothing_listening_when_building_the_queue_then_the_error_names_queue_and_url_but_no_password():
-    """Given a URL where nothing listens, then building the queue fails with queue and URL named, password masked."""
+def test_given_nothing_listening_when_connecting_the_queue_then_the_error_names_queue_and_url_but_no_password():
+    """Given a URL where nothing listens, then building works but connecting fails naming queue and URL, masked."""
     port = free_port()
     settings = {"platform.queues.orders": {"backend": "redis", "url": f"redis://app:s3cret@127.0.0.1:{port}/0"}}
+    queue = build_queue("orders", settings)
     with pytest.raises(QueueUnavailableError) as error:
-        build_queue("orders", settings)
+        queue.connect()
+    queue.close()
     message = str(error.value)
     assert "'orders'" in message and f"redis://app:{MASK}@127.0.0.1:{port}/0" in message
     assert "s3cret" not in message
