@@ -127,7 +127,7 @@ def validator_names(validators: Iterable[Any]) -> set[str]:
 
 def table_paths(known: Iterable[str]) -> set[str]:
     """Every proper prefix of the known keys: the places where a table must be."""
-    paths = set()
+    paths: set[str] = set()
     for key in known:
         parts = key.split(".")
         paths.update(".".join(parts[:depth]) for depth in range(1, len(parts)))
@@ -160,16 +160,16 @@ class KnownKeys:
     """The keys the platform and the loaded plugins declare, as a tree, to tell typos from settings."""
 
     def __init__(self, keys: Iterable[str]) -> None:
-        self.tree: dict[str, Any] = {}
+        self.tree: dict[str | None, Any] = {}  # None marks where a declared key ends
         for key in keys:
             node = self.tree
             for part in key.lower().split("."):
                 node = node.setdefault(part, {})
-            node[None] = True  # a declared key ends here; what lies below it is its value
+            node[None] = True  # what lies below a declared key is its value
 
     def sections(self) -> set[str]:
         """The top-level tables something declares keys of."""
-        return set(self.tree)
+        return {name for name in self.tree if name is not None}
 
     def first_unknown(self, key: str) -> tuple[str, list[str]] | None:
         """The shortest unknown prefix of `key` and the known names at that level, or None when it is known."""

@@ -49,7 +49,8 @@ class TraceContextFilter(logging.Filter):
         # Ids set at creation win: a handler may run in another thread than the code that logged.
         if not hasattr(record, "trace_id"):
             _annotate(record)
-        record.trace_suffix = f" [trace={record.trace_id} span={record.span_id}]" if record.trace_id else ""
+        ids = vars(record)  # the ids are extras, which LogRecord does not declare
+        record.trace_suffix = f" [trace={ids['trace_id']} span={ids['span_id']}]" if ids["trace_id"] else ""
         return True
 
 

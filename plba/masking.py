@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -32,7 +32,7 @@ def mask_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:{MASK}@{host}"))
 
 
-def mask_secrets(data: Any, secret_keys: set[str] = frozenset(), prefix: str = "") -> Any:
+def mask_secrets(data: Any, secret_keys: Set[str] = frozenset(), prefix: str = "") -> Any:
     """A copy of `data` with secrets masked: by key name, by membership in `secret_keys`, and in URLs."""
     if isinstance(data, Mapping):
         result = {}

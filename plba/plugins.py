@@ -145,7 +145,8 @@ class PluginSet:
     def discover(self, selection: set[str] | None = None) -> list[PluginInfo]:
         """Load every `plba.modules` entry point, each on its own, honouring `selection`."""
         for entry_point in _entry_points():
-            info = PluginInfo(name=entry_point.name, **_distribution_of(entry_point))
+            distribution, version = _distribution_of(entry_point)
+            info = PluginInfo(name=entry_point.name, distribution=distribution, version=version)
             if selection is not None and entry_point.name not in selection:
                 info.status = DISABLED
                 self.infos.append(info)
@@ -208,8 +209,8 @@ def _entry_points() -> list[metadata.EntryPoint]:
     return sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name)
 
 
-def _distribution_of(entry_point: metadata.EntryPoint) -> dict[str, str | None]:
+def _distribution_of(entry_point: metadata.EntryPoint) -> tuple[str | None, str | None]:
     dist = entry_point.dist
     if dist is None:
-        return {"distribution": None, "version": None}
-    return {"distribution": dist.metadata["Name"], "version": dist.version}
+        return None, None
+    return dist.metadata["Name"], dist.version

@@ -32,6 +32,7 @@ from plba.tracing.transports import build_transport
 
 if TYPE_CHECKING:
     from plba.actions import Actions
+    from plba.control.server import ControlServer
 
 logger = logging.getLogger("plba.runtime")
 
@@ -57,7 +58,7 @@ class RuntimeManager:
         self.cluster: ClusterStore | None = None
         self.scheduler: Scheduler | None = None
         self.heartbeat: Heartbeat | None = None
-        self.control = None
+        self.control: ControlServer | None = None
         self.failure: str | None = None
         self.last_stop: StopSummary | None = None
         self.started_at: float | None = None
@@ -157,6 +158,12 @@ class RuntimeManager:
                                          schedule.critical)
         self.config.subscribe(self._on_reload)
 
+    def _built(self) -> tuple[Registry, WorkerSupervisor, ClusterStore]:
+        """What `build()` made; StateError before it ran."""
+        if self.registry is None or self.supervisor is None or self.cluster is None:
+            raise StateError("the runtime is not built yet: call build() first")
+        return self.registry, self.supervisor, self.cluster
+
     def configure_plugins(self, settings: Any, mark_failed: bool = True) -> None:
         """Call every plugin's `configure` hook with `settings`; PluginError names the ones that raised.
 
@@ -180,7 +187,7 @@ class RuntimeManager:
     def state(self) -> str:
         """starting, idle, busy, stopping or stopped (not_started before the first start)."""
         if self._state == "running":
-            busy = any(s["state"] == WorkerState.BUSY.value for s in self.supervisor.statuses())
+            busy = any(s["state"] == WorkerState.BUSY.value for s in self._built()[1].statuses())
             return WorkerState.BUSY.value if busy else WorkerState.IDLE.value
         return self._state
 
@@ -212,14 +219,15 @@ class RuntimeManager:
                 return self
             if self.announce is not None:
                 self.announce(self)
-            self.supervisor.start()
+            supervisor = self._built()[1]
+            supervisor.start()
             self.started_at = time.time()
             self._state = "running"
             self._start_heartbeat()
             if not self._atexit_registered:
                 atexit.register(self._stop_at_exit)
                 self._atexit_registered = True
-            logger.info("runtime started: %d worker(s), %d plugin(s)", len(self.supervisor.workers),
+            logger.info("runtime started: %d worker(s), %d plugin(s)", len(supervisor.workers),
                         sum(1 for info in self.plugins.infos if info.status == "loaded"))
         return self
 
@@ -227,7 +235,7 @@ class RuntimeManager:
         # From the first start until close, through stops and restarts, so the fleet sees every state.
         if self.heartbeat is None:
             interval = float(self.settings.get("platform.cluster.heartbeat_interval", 5.0))
-            self.heartbeat = Heartbeat(self.cluster, interval, self.instance_record, self._on_stop_request)
+            self.heartbeat = Heartbeat(self._built()[2], interval, self.instance_record, self._on_stop_request)
             self.heartbeat.start()
 
     def _on_stop_request(self, request: dict[str, Any]) -> None:
@@ -257,17 +265,17 @@ class RuntimeManager:
         The control plane is already up meanwhile, and readiness says what is awaited. False when
         a stop is requested while waiting; StartupTimeoutError when the time runs out.
         """
-        waiting = {name: queue for name, queue in self.registry.queues.items()
-                   if callable(getattr(queue, "connect", None))}
+        waiting = {name: connect for name, queue in self._built()[0].queues.items()
+                   if callable(connect := getattr(queue, "connect", None))}
         limit = float(self.settings.get("platform.startup_timeout"))
         deadline = time.monotonic() + limit
         attempt = 0
         try:
             while True:
                 problem = ""
-                for name, queue in list(waiting.items()):
+                for name, connect in list(waiting.items()):
                     try:
-                        queue.connect()
+                        connect()
                     except QueueUnavailableError as exc:
                         problem = str(exc)
                     else:
@@ -301,7 +309,7 @@ class RuntimeManager:
             logger.info("stopping: draining in-flight work for up to %gs%s", budget, " (forced)" if force else "")
             summary, lost = StopSummary(), {}
             try:
-                summary = self.supervisor.stop(budget, force=force, force_event=self._force_requested)
+                summary = self._built()[1].stop(budget, force=force, force_event=self._force_requested)
                 lost = self._count_queued(summary)
             finally:
                 # Whatever could not be read, the stop completes: the summary is in place before
@@ -318,7 +326,7 @@ class RuntimeManager:
     def _count_queued(self, summary: StopSummary) -> dict[str, int]:
         """Add what each queue still holds to `summary`; return the memory queues' counts, lost at exit."""
         lost = {}
-        for name, queue in self.registry.queues.items():
+        for name, queue in self._built()[0].queues.items():
             stats = queue_stats(queue)
             if "error" in stats:
                 summary.unreadable.append(f"queue {name!r} ({stats['error']})")
@@ -402,7 +410,7 @@ class RuntimeManager:
         """What this instance tells the fleet in its heartbeat (`GET /instances` lists these)."""
         statuses = self.supervisor.statuses() if self.supervisor else []
         workers = self.supervisor.workers if self.supervisor else []
-        total = sum(int(getattr(worker, "concurrency", None) or getattr(worker, "threads", 1)) for worker in workers)
+        total = sum(_capacity(worker) for worker in workers)
         busy = sum(int(status.get("in_flight") or 0) for status in statuses)
         owner = self.cluster.owner if self.cluster else ""
         return {
@@ -478,7 +486,7 @@ class RuntimeManager:
         if self._state != "running":
             return
         deadline = time.monotonic() + float(self.settings.get("platform.shutdown_timeout", 30.0))
-        for queue in self.registry.queues.values():
+        for queue in self._built()[0].queues.values():
             queue.wait_empty(max(0.0, deadline - time.monotonic()))
         self.close()
 
@@ -508,6 +516,11 @@ def _close_queues(registry: Registry) -> None:
             queue.close()
         except Exception:  # noqa: BLE001 - one queue's failure to close must not keep the others open
             logger.exception("closing a queue failed")
+
+
+def _capacity(worker: Worker) -> int:
+    """How many units of work `worker` can hold at once (QueueWorker: concurrency; ThreadWorker: threads)."""
+    return int(getattr(worker, "concurrency", 0) or getattr(worker, "threads", 1))
 
 
 def queue_stats(queue: Any) -> dict[str, Any]:

@@ -32,7 +32,7 @@ T = TypeVar("T")
 DEFAULT_TIMEOUT = 10.0
 
 
-def wait_until(condition: Callable[[], T], timeout: float = DEFAULT_TIMEOUT, message: str = "condition",
+def wait_until(condition: Callable[[], T | None], timeout: float = DEFAULT_TIMEOUT, message: str = "condition",
                interval: float = 0.01) -> T:
     """Call `condition` until it returns something truthy and return that; AssertionError after `timeout` seconds."""
     deadline = time.monotonic() + timeout

@@ -30,7 +30,7 @@ REQUEUE_PARAMS = (
 PURGE_PARAMS = (Param("what", choice(("dead", "ready")), "`dead` or `ready`: which tasks to delete", required=True),)
 
 
-def queue_of(runtime: Any, name: str) -> Any:
+def queue_of(runtime: Any, name: str | None) -> Any:
     """The runtime's queue called `name`; UnknownTarget naming the known ones otherwise."""
     queues = runtime.registry.queues if runtime.registry else {}
     if name not in queues:

@@ -137,7 +137,7 @@ def _print_status(url: str, state: dict[str, Any], health: dict[str, Any]) -> No
     from plba.cli.common import key_column, new_table, print_problems, short_column, text_column
 
     console = Console()
-    colour = {"ok": "green", "degraded": "yellow", "unhealthy": "red"}.get(health.get("status"), "white")
+    colour = {"ok": "green", "degraded": "yellow", "unhealthy": "red"}.get(str(health.get("status")), "white")
     console.print(f"[bold]{escape(url)}[/]  state [bold]{state.get('state')}[/]  "
                   f"health [{colour}]{health.get('status')}[/]")
     if state.get("failure"):

@@ -41,7 +41,7 @@ def run(
                   f"(deselect it with --plugin or PLBA_LOAD_PLUGINS)" for info in broken], ExitCode.PLUGIN_FAILED)
         runtime = RuntimeManager(settings, plugins, enable_http_control=not no_http)
         runtime.build()
-        if not runtime.supervisor.workers:
+        if runtime.supervisor is None or not runtime.supervisor.workers:
             logging.getLogger("plba").warning("no plugin registered a worker: the runtime will idle until stopped")
         runtime.announce = _print_banner
         code = runtime.run()
@@ -56,9 +56,10 @@ def banner(runtime: RuntimeManager) -> list[str]:
 
     loaded = [info for info in runtime.plugins.infos if info.status == "loaded"]
     plugins = [f"{info.name} {info.version or ''}".rstrip() for info in loaded]
-    workers = [f"{worker.name} ×{getattr(worker, 'concurrency', 1)}" for worker in runtime.supervisor.workers]
+    workers = [f"{worker.name} ×{getattr(worker, 'concurrency', 1)}"
+               for worker in (runtime.supervisor.workers if runtime.supervisor else [])]
     queues = [f"{name} ({queue_stats(queue).get('backend', 'unavailable')})"
-              for name, queue in runtime.registry.queues.items()]
+              for name, queue in (runtime.registry.queues.items() if runtime.registry else [])]
     control = runtime.control.url if runtime.control is not None else "off"
     return [
         f"plba {__version__} ready in {time.monotonic() - LAUNCHED:.2f}s (Ctrl-C stops, twice forces)",

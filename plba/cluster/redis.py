@@ -59,7 +59,9 @@ class RedisClusterStore(ClusterStore):
 
     def instances(self) -> list[dict[str, Any]]:
         """Every record whose key has not expired; ids whose key is gone are dropped from the set."""
-        ids = sorted(member.decode() for member in self._redis.smembers(self._instances_key))
+        # The client does not decode responses: set members are bytes.
+        ids = sorted(member.decode() if isinstance(member, bytes) else member
+                     for member in self._redis.smembers(self._instances_key))
         if not ids:
             return []
         values = self._redis.mget([self._instance_key(instance_id) for instance_id in ids])

@@ -313,7 +313,7 @@ def reply(data: Any, code: int = 200) -> Response:
 def _authorize() -> None:
     # Unknown paths and wrong methods get their 404/405 first: nothing is revealed by them.
     # Actions check their role themselves, when they are invoked.
-    view = current_app.view_functions.get(request.endpoint)
+    view = current_app.view_functions.get(request.endpoint or "")
     if request.routing_exception is not None or hasattr(view, "plba_action"):
         return
     auth.require(auth.access_of(view, request.method))

@@ -88,6 +88,9 @@ class ScreeningParser(HTTPRequestParser):
     A refused request is complete at once: its body is never read, and no `100 Continue` invites it.
     """
 
+    error: Error | None
+    completed: bool
+
     def __init__(self, adj: Any, screen: Callable[[str, str, dict[str, str]], Refusal | None] | None) -> None:
         super().__init__(adj)
         self._screen = screen
@@ -96,7 +99,7 @@ class ScreeningParser(HTTPRequestParser):
     def received(self, data: bytes) -> int:
         """Parse `data`; once the headers are complete, screen the request before any body byte."""
         consumed = super().received(data)
-        if self.headers_finished and not self._screened:
+        if self._screen is not None and self.headers_finished and not self._screened:
             self._screened = True
             if self.error is None and not self.completed and self.body_rcv is not None:
                 self.error = self._screen(self.command, self.path, self.headers)
@@ -115,7 +118,7 @@ class ControlChannel(HTTPChannel):
     lingering_until: float | None = None
     lingered = 0
 
-    def parser_class(self, adj: Any) -> ScreeningParser:  # type: ignore[override]
+    def parser_class(self, adj: Any) -> ScreeningParser:
         """A parser for the next request (waitress calls `self.parser_class(adj)`)."""
         screen = self.server.screen
         if screen is None:

@@ -286,7 +286,7 @@ class PostgresTaskQueue(TaskQueue):
         with contextlib.suppress(QueueUnavailableError):
             self._flush_acks()
         with self._connection("reading stats") as conn:
-            depth, in_flight, delayed, dead, paused = conn.execute(self.sql.stats, self._params).fetchone()
+            depth, in_flight, delayed, dead, paused = _one_row(conn.execute(self.sql.stats, self._params))
         return {
             "backend": "postgres",
             "url": self.url,
@@ -344,13 +344,13 @@ class PostgresTaskQueue(TaskQueue):
     def is_paused(self) -> bool:
         """Whether the queue's pause flag is set in the database."""
         with self._connection("reading the pause flag") as conn:
-            return bool(conn.execute(self.sql.is_paused, self._params).fetchone()[0])
+            return bool(_one_row(conn.execute(self.sql.is_paused, self._params))[0])
 
     def _requeue(self, ids: list[str] | None) -> list[str]:
         """Move dead letters (those with `ids`, or all) back; the task ids moved, one per task."""
         params = {**self._params, "all": ids is None, "ids": ids or []}
         with self._connection("requeueing dead tasks") as conn:
-            moved, _ = conn.execute(self.sql.requeue, params).fetchone()
+            moved, _ = _one_row(conn.execute(self.sql.requeue, params))
         return moved or []
 
     def _set_paused(self, paused: bool) -> None:
@@ -388,7 +388,7 @@ class PostgresTaskQueue(TaskQueue):
         """How long an idle consumer sleeps: until the next task is due, at most `poll_interval`."""
         with contextlib.suppress(QueueUnavailableError):
             with self._connection("reading the next due task") as conn:
-                due, paused = conn.execute(self.sql.next_visible, self._params).fetchone()
+                due, paused = _one_row(conn.execute(self.sql.next_visible, self._params))
             if due is not None and not paused:
                 return max(0.001, min(float(due), self.poll_interval))
         return self.poll_interval
@@ -614,6 +614,14 @@ def _without_password(text: str, url: str) -> str:
     except ValueError:
         return text
     return text.replace(password, MASK) if password else text
+
+
+def _one_row(cursor: psycopg.Cursor[Any]) -> tuple[Any, ...]:
+    """The row of a statement that always returns exactly one (an aggregate over the queue's rows)."""
+    row = cursor.fetchone()
+    if row is None:
+        raise RuntimeError("a single-row statement returned no row")
+    return row
 
 
 def _first_line(exc: BaseException) -> str:

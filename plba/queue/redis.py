@@ -372,13 +372,13 @@ class RedisTaskQueue(TaskQueue):
     def _move_dead(self, wanted: Callable[[Task], bool], done: Callable[[], bool],
                    found: Callable[[str], None]) -> tuple[int, set[str]]:
         """Move wanted dead letters back, a batch per atomic script; (moved, task ids no longer dead)."""
-        moved, missed = 0, set()
+        moved, missed = 0, set[str]()
         with self._unavailable("requeueing dead tasks"):
             newest = self._client.xrevrange(self.keys.dead, count=1)
             if not newest:
                 return 0, missed
             # Up to the newest dead letter at the start, so tasks that die again meanwhile stay dead.
-            end, start = newest[0][0], "-"
+            end, start = str(newest[0][0]), "-"  # decode_responses=True: a str already
             while not done():
                 entries = self._dead_entries(start, end, DEAD_BATCH)
                 if not entries:
@@ -433,7 +433,7 @@ class RedisTaskQueue(TaskQueue):
 
     def _fetch_records(self, acks: list[tuple[str, str]]) -> list[Record] | None:
         """Send acks and lease new entries; None while the queue is paused."""
-        args = [GROUP, self.consumer, self.prefetch, *(value for ack in acks for value in ack)]
+        args: list[str | int] = [GROUP, self.consumer, self.prefetch, *(value for ack in acks for value in ack)]
         return json.loads(self._fetch_script(keys=self.keys.all(), args=args))
 
     def _maintain(self) -> list[Record]:

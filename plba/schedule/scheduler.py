@@ -104,7 +104,7 @@ class Scheduler(ThreadWorker):
             now = self.clock()
             for state in self._enabled():
                 if state.next_run is not None and state.next_run <= now:
-                    self._due(state, now)
+                    self._due(state, state.next_run, now)
             self._wake.wait(self._sleep_for())
 
     def stop(self, force: bool = False) -> None:
@@ -141,9 +141,8 @@ class Scheduler(ThreadWorker):
                         state.schedule.name, _iso(last), _iso(latest))
             self._claim_and_fire(state, latest)
 
-    def _due(self, state: ScheduleState, now: datetime) -> None:
+    def _due(self, state: ScheduleState, planned: datetime, now: datetime) -> None:
         timing = state.schedule.timing
-        planned = state.next_run
         latest = timing.latest_at_or_before(now)
         state.next_run = timing.next_after(now)
         late = (now - latest).total_seconds() > GRACE

@@ -5,7 +5,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+if TYPE_CHECKING:
+    from croniter import croniter
 
 ONE_MICROSECOND = timedelta(microseconds=1)
 
@@ -74,9 +78,10 @@ class Timing:
     def _at(self, ms: int) -> datetime:
         return datetime.fromtimestamp(ms / 1000, self.zone)
 
-    def _croniter(self, moment: datetime):  # noqa: ANN202 - croniter has no type hints
+    def _croniter(self, moment: datetime) -> croniter:
         from croniter import croniter
 
+        assert self.cron is not None, "a timing without `every` has a cron expression"
         return croniter(self.cron, moment.astimezone(self.zone))
 
 

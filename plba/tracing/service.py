@@ -65,6 +65,7 @@ class SpanScope:
         return self._span
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, _tb: Any) -> None:
+        assert self._tokens is not None, "__exit__ without __enter__"
         active_token, current_token = self._tokens
         _current.reset(current_token)
         _active.reset(active_token)

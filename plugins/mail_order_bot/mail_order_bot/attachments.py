@@ -58,7 +58,7 @@ class RowBudget:
 
 def is_order_attachment(filename: str | None) -> bool:
     """Whether a file name looks like an order sheet this bot reads."""
-    return bool(filename) and filename.lower().endswith(SUPPORTED_SUFFIXES)
+    return filename is not None and filename.lower().endswith(SUPPORTED_SUFFIXES)
 
 
 def parse_attachment(filename: str, content: bytes, limits: Limits | None = None,

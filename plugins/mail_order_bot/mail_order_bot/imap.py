@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 
-from imap_tools import MailBox, MailBoxUnencrypted
+from imap_tools import BaseMailBox, MailBox, MailBoxUnencrypted
 from imap_tools.errors import ImapToolsError, MailboxLoginError
 
 from mail_order_bot.mailboxes import ImapSettings, MailboxAuthError, MailboxClient, MailboxError
@@ -24,14 +24,14 @@ class ImapMailbox(MailboxClient):
     def __init__(self, settings: ImapSettings) -> None:
         self.settings = settings
         self.description = f"imap {settings.user}@{settings.host}:{settings.port}/{settings.folder}"
-        self._box: MailBox | MailBoxUnencrypted | None = None
+        self._box: BaseMailBox | None = None
         self._rejects_ready = False
 
     def connect(self) -> None:
         """Connect (implicit TLS unless `ssl` is false) and log in, selecting the folder."""
         self.close()
         s = self.settings
-        cls = MailBox if s.ssl else MailBoxUnencrypted
+        cls: type[MailBox | MailBoxUnencrypted] = MailBox if s.ssl else MailBoxUnencrypted
         try:
             box = cls(s.host, s.port, timeout=s.timeout)
         except (OSError, imaplib.IMAP4.error) as exc:
@@ -109,7 +109,7 @@ class ImapMailbox(MailboxClient):
         if box is not None:
             _drop(box, logout=True)
 
-    def _idle_poll(self, box: MailBox, timeout: float, stop: threading.Event) -> bool:
+    def _idle_poll(self, box: BaseMailBox, timeout: float, stop: threading.Event) -> bool:
         deadline = time.monotonic() + timeout
         while not stop.is_set():
             remaining = deadline - time.monotonic()
@@ -127,11 +127,13 @@ class ImapMailbox(MailboxClient):
         return False
 
     @contextlib.contextmanager
-    def _guard(self, action: str) -> Iterator[MailBox]:
+    def _guard(self, action: str) -> Iterator[BaseMailBox]:
         if self._box is None:
             self.connect()
+        box = self._box
+        assert box is not None, "connect() either sets the box or raises"
         try:
-            yield self._box
+            yield box
         except (OSError, imaplib.IMAP4.error, ImapToolsError) as exc:
             # The connection is in an unknown state: drop it so the next call starts clean.
             self.close()
@@ -153,7 +155,7 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-def _drop(box: MailBox, logout: bool = False) -> None:
+def _drop(box: BaseMailBox, logout: bool = False) -> None:
     with contextlib.suppress(Exception):
         if logout:
             box.client.logout()

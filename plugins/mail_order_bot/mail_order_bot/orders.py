@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from mail_order_bot.attachments import AttachmentError, RawLine, RowBudget, parse_attachment
-from mail_order_bot.catalogue import Catalogue
+from mail_order_bot.catalogue import Catalogue, Product
 from mail_order_bot.limits import Limits
 from mail_order_bot.mail import OrderMail
 
@@ -80,14 +80,17 @@ def price_lines(raw_lines: list[RawLine], catalogue: Catalogue, limits: Limits |
     """Validated, priced lines; the same SKU on several lines is summed into one."""
     limits = limits or Limits()
     quantities: dict[str, int] = {}
+    products: dict[str, Product] = {}
     for raw in raw_lines:
-        if catalogue.get(raw.sku) is None:
+        product = catalogue.get(raw.sku)
+        if product is None:
             raise RejectedOrder(f"{raw.where}: unknown SKU {_show(raw.sku)}")
+        products[raw.sku] = product
         total = quantities[raw.sku] = quantities.get(raw.sku, 0) + parse_quantity(raw, limits)
         if total > limits.max_quantity:
             raise RejectedOrder(f"{raw.where}: SKU {raw.sku!r} adds up to {total:,}, above the limit of "
                                 f"{limits.max_quantity:,} (max_quantity)")
-    return tuple(OrderLine(sku, qty, catalogue.get(sku).unit_price) for sku, qty in quantities.items())
+    return tuple(OrderLine(sku, qty, products[sku].unit_price) for sku, qty in quantities.items())
 
 
 def parse_quantity(raw: RawLine, limits: Limits | None = None) -> int:
