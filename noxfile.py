@@ -1,4 +1,4 @@
-"""Sessions: `nox -s tests` installs and runs the test suite; `bench_*` run one benchmark each."""
+"""Sessions: `nox -s lint` runs ruff and mypy, `nox -s tests` the test suite; `bench_*` run one benchmark each."""
 
 from __future__ import annotations
 
@@ -10,9 +10,17 @@ nox.options.reuse_existing_virtualenvs = True
 PYTHON = "3.11"
 
 
-def install_project(session: nox.Session, *extra: str) -> None:
+def install_project(session: nox.Session, *extra: str, extras: str = "test,otel,postgres") -> None:
     """Install plba and the mail order bot plugin (editable, so coverage and tracebacks point here)."""
-    session.install("-e", ".[test,otel,postgres]", "-e", "./plugins/mail_order_bot", *extra)
+    session.install("-e", f".[{extras}]", "-e", "./plugins/mail_order_bot", *extra)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff over the tree, then mypy over plba and the bot (as `[tool.mypy]` in pyproject.toml sets it)."""
+    install_project(session, extras="test,otel,postgres,lint")
+    session.run("ruff", "check", ".")
+    session.run("mypy")
 
 
 @nox.session(python=PYTHON)
