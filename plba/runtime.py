@@ -27,8 +27,8 @@ from plba.queue.factory import build_queue
 from plba.registry import Registry, Services
 from plba.schedule import Scheduler, build_scheduler
 from plba.supervisor import RestartPolicy, StopSummary, WorkerSupervisor
+from plba.tracing.factory import build_transport
 from plba.tracing.service import TraceService
-from plba.tracing.transports import build_transport
 
 if TYPE_CHECKING:
     from plba.actions import Actions

@@ -10,7 +10,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from plba.errors import ConfigError
 from plba.tracing.context import SpanContext, use_span
 
 logger = logging.getLogger("plba.traces")
@@ -108,21 +107,3 @@ class JsonlTraceTransport(TraceTransport):
             with contextlib.suppress(OSError):
                 file.close()
 
-
-def build_transport(settings: Any) -> TraceTransport:
-    """The transport named by `platform.tracing.transport`."""
-    kind = str(settings.get("platform.tracing.transport", "log")).lower()
-    if kind == "noop":
-        return NoOpTraceTransport()
-    if kind == "log":
-        return LogTraceTransport()
-    if kind == "jsonl":
-        return JsonlTraceTransport(settings.get("platform.tracing.path", "var/traces.jsonl"))
-    if kind == "otel":
-        try:
-            from plba.tracing.otel import OtelTraceTransport
-        except ImportError as exc:
-            raise ConfigError(f"platform.tracing.transport = 'otel' needs the otel extra "
-                              f"(pip install 'plba[otel]'): {exc}") from exc
-        return OtelTraceTransport.from_settings(settings)
-    raise ConfigError(f"platform.tracing.transport: unknown transport {kind!r} (noop, log, jsonl or otel)")
