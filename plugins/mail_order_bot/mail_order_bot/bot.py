@@ -17,10 +17,10 @@ from plba.backoff import Backoff
 from plba.contracts import HealthStatus, Worker, WorkerHealth, WorkerState, WorkerStatus
 from plba.queue import InMemoryTaskQueue
 
+from mail_order_bot import name
 from mail_order_bot.catalogue import load_catalogue
 from mail_order_bot.config import BotConfig
 from mail_order_bot.mailboxes import MailboxClient, MailboxError, MailboxPool, MaildirMailbox
-from mail_order_bot.plugin import name
 from mail_order_bot.processing import OrderProcessor
 from mail_order_bot.samples import seed_maildir
 from mail_order_bot.store import OrderStore

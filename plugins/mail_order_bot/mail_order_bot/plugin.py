@@ -11,11 +11,12 @@ from typing import Any
 
 from plba import hookimpl
 
+from mail_order_bot import name
+
 logger = logging.getLogger("mail_order_bot")
 
-name = "mail_order_bot"
-QUEUE = "mail_order_bot"
-SERVICE = "mail_order_bot"
+QUEUE = name
+SERVICE = name
 
 
 @hookimpl
