@@ -9,12 +9,16 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from plba import hookspecs
+from plba.errors import PluginError
 from plba.module import as_hook_plugin, plugin_name
+
+if TYPE_CHECKING:
+    from plba.registry import Registry
 
 logger = logging.getLogger("plba.plugins")
 
@@ -186,6 +190,43 @@ class PluginSet:
             info = by_name.get(impl.plugin_name) or PluginInfo(name=impl.plugin_name)
             if info.status == LOADED:
                 yield info, _keyword_caller(impl)
+
+    def configure(self, settings: Any, mark_failed: bool = True) -> None:
+        """Call every plugin's `configure` hook with `settings`; PluginError names the ones that raised.
+
+        At start-up a plugin that raises is marked failed; on a reload (`mark_failed=False`) the
+        running plugin stays as it is and only the reload is refused.
+        """
+        failures = []
+        for info, call in self.callers("configure"):
+            try:
+                call(settings=settings)
+            except Exception as exc:  # noqa: BLE001 - reported with the plugin's name
+                if mark_failed:
+                    info.fail(exc)
+                failures.append(f"plugin {info.label} failed in configure: {type(exc).__name__}: {exc}")
+        if failures:
+            raise PluginError(failures)
+
+    def register(self, registry: Registry, hook: str) -> None:
+        """Call every plugin's `hook` (`register_workers`, ...) with its own scope of `registry`.
+
+        A plugin that raises is marked failed and what it registered is discarded; PluginError
+        names every plugin that failed, after all of them were called.
+        """
+        failures = []
+        for info, call in self.callers(hook):
+            scope = registry.scope(info.name)
+            try:
+                call(registry=scope)
+            except Exception as exc:  # noqa: BLE001 - reported with the plugin's name below
+                scope.discard()
+                info.fail(exc)
+                failures.append(f"plugin {info.label} failed in {hook}: {info.error}")
+            else:
+                scope.commit()
+        if failures:
+            raise PluginError(failures)
 
 
 def _required_arguments(function: Any) -> list[str]:

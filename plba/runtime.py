@@ -5,7 +5,6 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import signal
 import socket
 import threading
 import time
@@ -26,6 +25,7 @@ from plba.plugins import PluginSet
 from plba.queue.factory import build_queue
 from plba.registry import Registry, Services
 from plba.schedule import Scheduler, build_scheduler
+from plba.signals import stop_on_signals
 from plba.supervisor import RestartPolicy, StopSummary, WorkerSupervisor
 from plba.tracing.factory import build_transport
 from plba.tracing.service import TraceService
@@ -116,27 +116,14 @@ class RuntimeManager:
             return
         settings = self.settings
         self.services["settings"] = settings
-        self.configure_plugins(settings)
+        self.plugins.configure(settings)
         for warning in self.config.validate(settings, plugins=[info.name for info in self.plugins.infos]):
             logger.warning("%s", warning)
         self.traces.transport = build_transport(settings)
         registry = Registry(settings, self.services, build_queue)
-        for hook in ("register_workers", "register_health"):
-            failures = []
-            for info, call in self.plugins.callers(hook):
-                scope = registry.scope(info.name)
-                try:
-                    call(registry=scope)
-                except Exception as exc:  # noqa: BLE001 - reported with the plugin's name below
-                    scope.discard()
-                    info.fail(exc)
-                    failures.append(f"plugin {info.label} failed in {hook}: {info.error}")
-                else:
-                    scope.commit()
-            if failures:
-                _close_queues(registry)
-                raise PluginError(failures)
         try:
+            for hook in ("register_workers", "register_health"):
+                self.plugins.register(registry, hook)
             self.cluster = self.cluster or build_cluster_store(settings)
             self.services["cluster"] = self.cluster
             self.scheduler = build_scheduler(registry.schedules, settings, self.cluster, self.traces)
@@ -163,23 +150,6 @@ class RuntimeManager:
         if self.registry is None or self.supervisor is None or self.cluster is None:
             raise StateError("the runtime is not built yet: call build() first")
         return self.registry, self.supervisor, self.cluster
-
-    def configure_plugins(self, settings: Any, mark_failed: bool = True) -> None:
-        """Call every plugin's `configure` hook with `settings`; PluginError names the ones that raised.
-
-        At start-up a plugin that raises is marked failed; on a reload (`mark_failed=False`) the
-        running plugin stays as it is and only the reload is refused.
-        """
-        failures = []
-        for info, call in self.plugins.callers("configure"):
-            try:
-                call(settings=settings)
-            except Exception as exc:  # noqa: BLE001 - reported with the plugin's name
-                if mark_failed:
-                    info.fail(exc)
-                failures.append(f"plugin {info.label} failed in configure: {type(exc).__name__}: {exc}")
-        if failures:
-            raise PluginError(failures)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -339,17 +309,16 @@ class RuntimeManager:
 
     def run(self) -> int:
         """Start, block until a stop is requested (signal or control plane), stop; return the exit code."""
-        # Handlers go in before the workers start, so a signal during start-up is a stop request,
-        # not a KeyboardInterrupt in the middle of it.
         self._stop_requested.clear()
         self._force_requested.clear()
-        previous = self._install_signal_handlers()
+        # Handlers go in before the workers start, so a signal during start-up is a stop request,
+        # not a KeyboardInterrupt in the middle of it.
         try:
-            self._start(keep_stop_requests=True)
-            self._stop_requested.wait()
-            self.stop(timeout=self._stop_timeout, force=self._force_requested.is_set())
+            with stop_on_signals(lambda force: self.request_stop(force=force, timeout=self._stop_timeout)):
+                self._start(keep_stop_requests=True)
+                self._stop_requested.wait()
+                self.stop(timeout=self._stop_timeout, force=self._force_requested.is_set())
         finally:
-            self._restore_signal_handlers(previous)
             self.close()
         return 1 if self.failure else 0
 
@@ -389,7 +358,7 @@ class RuntimeManager:
 
     def reload(self) -> list[str]:
         """Re-read configuration; plugins' `configure` runs on the new settings. Returns changed keys."""
-        return self.config.reload(prepare=lambda settings: self.configure_plugins(settings, mark_failed=False))
+        return self.config.reload(prepare=lambda settings: self.plugins.configure(settings, mark_failed=False))
 
     # -- readings --------------------------------------------------------------------------
 
@@ -489,25 +458,6 @@ class RuntimeManager:
         for queue in self._built()[0].queues.values():
             queue.wait_empty(max(0.0, deadline - time.monotonic()))
         self.close()
-
-    def _install_signal_handlers(self) -> dict[int, Any]:
-        if threading.current_thread() is not threading.main_thread():
-            return {}
-        interrupts = []
-
-        def on_signal(signum: int, _frame: Any) -> None:
-            interrupts.append(signum)
-            second = len(interrupts) > 1 and signum == signal.SIGINT
-            logger.warning("%s received: %s", signal.Signals(signum).name,
-                           "forcing stop" if second else "stopping gracefully (SIGINT again forces)")
-            self.request_stop(force=second, timeout=self._stop_timeout)
-
-        return {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-
-    @staticmethod
-    def _restore_signal_handlers(previous: dict[int, Any]) -> None:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def _close_queues(registry: Registry) -> None:

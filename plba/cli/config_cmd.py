@@ -22,11 +22,10 @@ app = typer.Typer(help="Show and check the effective configuration.", no_args_is
 def _configured(config: list[Path] | None, plugin: list[str] | None) -> tuple[ConfigurationManager, list[str]]:
     """The layers loaded and the selected plugins' `configure` run, so their validators (and defaults) apply."""
     from plba.config import ConfigurationManager
-    from plba.runtime import RuntimeManager
 
     manager = ConfigurationManager(config or [])
     plugins = select_plugins(plugin)
-    RuntimeManager(manager, plugins, enable_http_control=False).configure_plugins(manager.settings)
+    plugins.configure(manager.settings)
     return manager, [info.name for info in plugins.infos]
 
 
