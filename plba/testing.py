@@ -1,4 +1,4 @@
-"""pytest plugin for testing PLBA plugins and queue backends: `plba_runtime`, waiting helpers, `QueueContract`.
+"""pytest plugin for testing PLBA plugins and queue backends: `plba_runtime`, `drain`, waiting helpers, `QueueContract`.
 
 pytest loads this module in every test run wherever plba is installed, so it imports only the
 standard library, pytest and plba's light contracts at the top; the runtime (dynaconf) loads
@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -43,6 +44,37 @@ def wait_until(condition: Callable[[], T | None], timeout: float = DEFAULT_TIMEO
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout:g}s waiting for {message}")
         time.sleep(interval)
+
+
+def drain(runtime: RuntimeManager, *queues: str, timeout: float = DEFAULT_TIMEOUT) -> None:
+    """Wait until the queues (all, or those named) hold nothing ready, delayed or in flight, and no worker is busy.
+
+    AssertionError naming the queue or the workers after `timeout` seconds. Like dramatiq's
+    `broker.join(queue)` followed by `worker.join()`: afterwards every task published before
+    the call has been handled, acked, retried to the end or dead-lettered. An in-memory queue
+    is waited on without polling; a queue kept by a server is read until empty.
+    """
+    deadline = time.monotonic() + timeout
+    known = runtime.registry.queues if runtime.registry is not None else {}
+    unknown = [name for name in queues if name not in known]
+    if unknown:
+        raise KeyError(f"no queue named {', '.join(map(repr, unknown))}; the runtime has {sorted(known)}")
+    for name in queues or sorted(known):
+        queue = known[name]
+        queue.wait_empty(max(0.0, deadline - time.monotonic()))
+        wait_until(partial(_is_empty, queue), max(0.0, deadline - time.monotonic()),
+                   message=f"queue {name!r} to hold no ready, delayed or in-flight task")
+    wait_until(lambda: not _busy_workers(runtime), max(0.0, deadline - time.monotonic()),
+               message="every worker to finish its task")
+
+
+def _is_empty(queue: TaskQueue) -> bool:
+    stats = queue.stats()
+    return not any(stats.get(key) for key in ("depth", "delayed", "in_flight"))
+
+
+def _busy_workers(runtime: RuntimeManager) -> list[str]:
+    return [status["name"] for status in runtime.status()["workers"] if status.get("in_flight")]
 
 
 def worker_status(runtime: RuntimeManager, name: str) -> dict[str, Any]:

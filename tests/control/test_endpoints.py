@@ -8,6 +8,7 @@ import pytest
 
 from plba.contracts import WorkerHealth
 from plba.hookspecs import hookimpl
+from plba.testing import drain
 from tests.control.conftest import TOKEN, JobsPlugin, control_settings, wait_state
 from tests.helpers import wait_for
 
@@ -104,7 +105,7 @@ def test_readiness_turns_false_during_a_graceful_stop_while_the_control_plane_st
 def test_status_reports_state_workers_queues_and_plugins(serve) -> None:
     # Given a runtime that processed three tasks
     runtime, http = serve(JobsPlugin(tasks=3))
-    wait_for(lambda: runtime.status()["workers"][0]["processed"] == 3)
+    drain(runtime)
     # When status is read
     body = http.get("/status").body
     # Then it has the documented keys and the numbers

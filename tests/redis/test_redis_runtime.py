@@ -7,6 +7,7 @@ import threading
 
 from plba import ApplicationModule, QueueWorker, Task, create_runtime
 from plba.queue.redis import RedisTaskQueue
+from plba.testing import drain
 from tests.helpers import PlbaProcess, wait_for
 
 
@@ -38,9 +39,9 @@ def test_given_a_redis_table_for_a_queue_then_the_plugin_runs_on_redis_unchanged
     table = {"backend": "redis", "url": redis_server.url, "key_prefix": "runtime-test"}
     runtime = create_runtime(plugin, enable_http_control=False, settings={"platform": {"queues": {"jobs": table}}})
     with runtime:
-        wait_for(lambda: len(plugin.handled) == 3, timeout=20, message="three orders handled")
+        drain(runtime, timeout=20)
         assert isinstance(plugin.queue, RedisTaskQueue)
-        wait_for(lambda: runtime.status()["queues"]["jobs"]["pending"] == 0, message="the acks")
+        assert runtime.status()["queues"]["jobs"]["pending"] == 0
         assert runtime.status()["queues"]["jobs"]["backend"] == "redis"
     assert sorted(plugin.handled) == [0, 1, 2]
 
