@@ -1,7 +1,11 @@
-"""`plba users` and `plba tokens` as real processes: hidden prompts, --password-stdin, one-line errors."""
+"""`plba users` and `plba tokens`: arguments and one-line errors in-process through Typer's CliRunner.
+
+Hidden prompts run on a real terminal, and concurrent adds as real processes.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -10,7 +14,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from plba.cli import app
 from plba.db import open_database
 from plba.users import Accounts
 from tests.helpers import plba
@@ -20,9 +26,12 @@ PASSWORD = "correct horse battery"
 
 
 def users(project: Path, env: dict[str, str], *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    """`plba ARGS` with `stdin` piped in (nothing when None)."""
-    return subprocess.run([sys.executable, "-m", "plba", *args], cwd=project, env=env, input=stdin or "",
-                          capture_output=True, text=True, timeout=60)
+    """`plba ARGS` run in-process in `project` with `env`'s PLBA_ variables alone and `stdin` piped in."""
+    variables: dict[str, str | None] = {name: None for name in os.environ if name.startswith("PLBA_")}
+    variables.update((name, value) for name, value in env.items() if name.startswith("PLBA_"))
+    with contextlib.chdir(project):
+        result = CliRunner().invoke(app, list(args), input=stdin or "", env=variables)
+    return subprocess.CompletedProcess(["plba", *args], result.exit_code, result.stdout, result.stderr)
 
 
 def add(project: Path, env: dict[str, str], name: str, role: str, password: str = PASSWORD) -> None:
