@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -49,6 +50,25 @@ def plba(*args: str, cwd: Path, env: dict[str, str], timeout: float = 60) -> sub
     """Run `plba ARGS` to completion and capture its output."""
     return subprocess.run([sys.executable, "-m", "plba", *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=timeout)
+
+
+def plba_in_process(*args: str, cwd: Path, env: dict[str, str],
+                    stdin: str | None = None) -> subprocess.CompletedProcess:
+    """`plba ARGS` through Typer's CliRunner in `cwd`, with `stdin` piped in: `plba()` without the process.
+
+    For argument parsing and error lines; signals, exit codes of `plba run` and installed use
+    need the real process (`plba`, `PlbaProcess`). Of `env`, the PLBA_ variables (and no others
+    from this process) and COLUMNS apply; PYTHONPATH does not, so no plugin site is seen.
+    """
+    from typer.testing import CliRunner
+
+    from plba.cli import app
+
+    variables: dict[str, str | None] = {name: None for name in os.environ if name.startswith("PLBA_")}
+    variables.update((name, value) for name, value in env.items() if name.startswith("PLBA_") or name == "COLUMNS")
+    with contextlib.chdir(cwd):
+        result = CliRunner().invoke(app, list(args), input=stdin or "", env=variables)
+    return subprocess.CompletedProcess(["plba", *args], result.exit_code, result.stdout, result.stderr)
 
 
 class PlbaProcess:

@@ -1,4 +1,4 @@
-"""`plba traces show` and `plba traces tail`, run as the user runs them: as subprocesses."""
+"""`plba traces show` and `plba traces tail`: output and error lines in-process, following and Ctrl-C as a process."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from plba.tracing import JsonlTraceTransport, TraceService
-from tests.helpers import PlbaProcess, plba, plba_env
+from tests.helpers import PlbaProcess, plba_env, plba_in_process
 
 
 @pytest.fixture
@@ -39,7 +39,7 @@ def test_given_a_trace_in_the_file_when_shown_then_a_tree_lists_spans_durations_
     path = project / "t.jsonl"
     trace_id = write_trace(path)
 
-    result = plba("traces", "show", trace_id, "--path", str(path), cwd=project, env=env)
+    result = plba_in_process("traces", "show", trace_id, "--path", str(path), cwd=project, env=env)
 
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
@@ -58,7 +58,7 @@ def test_given_settings_naming_the_file_when_shown_without_path_then_that_file_i
     trace_id = write_trace(project / "var" / "spans.jsonl")
     (project / "settings.toml").write_text('[platform.tracing]\ntransport = "jsonl"\npath = "var/spans.jsonl"\n')
 
-    result = plba("traces", "show", trace_id[:12], cwd=project, env=env)
+    result = plba_in_process("traces", "show", trace_id[:12], cwd=project, env=env)
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"trace {trace_id}")
@@ -68,7 +68,7 @@ def test_given_no_trace_file_when_shown_then_one_error_line_and_exit_2(project: 
     """Given the jsonl transport but no file at its path, when shown, then one line names the file, exit code 2."""
     (project / "settings.toml").write_text('[platform.tracing]\ntransport = "jsonl"\n')
 
-    result = plba("traces", "show", "abc", cwd=project, env=env)
+    result = plba_in_process("traces", "show", "abc", cwd=project, env=env)
 
     assert result.returncode == 2
     assert result.stderr.splitlines() == ["error: var/traces.jsonl: trace file not found "
@@ -81,7 +81,7 @@ def test_given_an_unknown_trace_id_when_shown_then_one_error_line_and_exit_2(
     path = project / "t.jsonl"
     write_trace(path)
 
-    result = plba("traces", "show", "0" * 32, "--path", str(path), cwd=project, env=env)
+    result = plba_in_process("traces", "show", "0" * 32, "--path", str(path), cwd=project, env=env)
 
     assert result.returncode == 2
     assert result.stderr.splitlines() == [f"error: trace {'0' * 32} not found in {path}"]
@@ -114,7 +114,7 @@ def test_given_tail_is_following_when_spans_are_written_then_it_prints_them_and_
 
 def test_given_no_trace_file_when_tailed_then_one_error_line_and_exit_2(project: Path, env: dict[str, str]) -> None:
     """Given no file, when tailed, then one line names it and the exit code is 2."""
-    result = plba("traces", "tail", "--path", "missing.jsonl", cwd=project, env=env)
+    result = plba_in_process("traces", "tail", "--path", "missing.jsonl", cwd=project, env=env)
 
     assert result.returncode == 2
     assert result.stderr.startswith("error: missing.jsonl: trace file not found")
@@ -123,7 +123,7 @@ def test_given_no_trace_file_when_tailed_then_one_error_line_and_exit_2(project:
 def test_given_the_default_transport_when_shown_then_one_line_says_how_to_record_traces(
         project: Path, env: dict[str, str]) -> None:
     """Given no settings (the `log` transport writes no file), when shown, then one line says what to set, exit 2."""
-    result = plba("traces", "show", "abc", cwd=project, env=env)
+    result = plba_in_process("traces", "show", "abc", cwd=project, env=env)
 
     assert result.returncode == 2
     assert result.stderr.splitlines() == [

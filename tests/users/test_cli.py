@@ -5,7 +5,6 @@ Hidden prompts run on a real terminal, and concurrent adds as real processes.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import select
@@ -14,24 +13,18 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from plba.cli import app
 from plba.db import open_database
 from plba.users import Accounts
-from tests.helpers import plba
+from tests.helpers import plba, plba_in_process
 from tests.users.conftest import quick_passwords
 
 PASSWORD = "correct horse battery"
 
 
 def users(project: Path, env: dict[str, str], *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    """`plba ARGS` run in-process in `project` with `env`'s PLBA_ variables alone and `stdin` piped in."""
-    variables: dict[str, str | None] = {name: None for name in os.environ if name.startswith("PLBA_")}
-    variables.update((name, value) for name, value in env.items() if name.startswith("PLBA_"))
-    with contextlib.chdir(project):
-        result = CliRunner().invoke(app, list(args), input=stdin or "", env=variables)
-    return subprocess.CompletedProcess(["plba", *args], result.exit_code, result.stdout, result.stderr)
+    """`plba ARGS` in-process in `project` with `stdin` piped in (nothing when None)."""
+    return plba_in_process(*args, cwd=project, env=env, stdin=stdin)
 
 
 def add(project: Path, env: dict[str, str], name: str, role: str, password: str = PASSWORD) -> None:
