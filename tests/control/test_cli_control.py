@@ -1,4 +1,7 @@
-"""`plba status` and `plba stop` against real `plba run` processes: finding the instance, tokens, exit codes."""
+"""`plba status` and `plba stop` against real `plba run` processes: finding the instance, tokens, exit codes.
+
+The servers are real processes; the commands whose answers are only checked run in-process.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import PlbaProcess, plba, plba_env
+from tests.helpers import PlbaProcess, plba, plba_env, plba_in_process
 
 TOKEN = "cli-token-5b2e8d"
 LISTENING = re.compile(r"control plane listening on (http://127\.0\.0\.1:(\d+))")
@@ -106,8 +109,9 @@ def test_plba_stop_without_or_with_a_wrong_token_exits_2_and_says_what_to_set(pr
     run, url = start_plba_run(processes, isolated, PLBA_PLATFORM__CONTROL__PORT="0",
                               PLBA_PLATFORM__CONTROL__TOKEN=TOKEN)
     # When `plba stop` has no token, then a wrong one
-    missing = plba("stop", "--url", url, cwd=isolated, env=plba_env())
-    wrong = plba("stop", "--url", url, cwd=isolated, env=plba_env(None, PLBA_PLATFORM__CONTROL__TOKEN="nope"))
+    missing = plba_in_process("stop", "--url", url, cwd=isolated, env=plba_env())
+    wrong = plba_in_process("stop", "--url", url, cwd=isolated,
+                            env=plba_env(None, PLBA_PLATFORM__CONTROL__TOKEN="nope"))
     # Then both exit 2 with one line naming the setting, and the instance keeps running
     for result in (missing, wrong):
         assert result.returncode == 2
@@ -115,7 +119,7 @@ def test_plba_stop_without_or_with_a_wrong_token_exits_2_and_says_what_to_set(pr
         assert "PLBA_PLATFORM__CONTROL__TOKEN" in result.stderr
     assert "needs a token" in missing.stderr
     assert "does not match" in wrong.stderr
-    assert plba("status", "--url", url, cwd=isolated, env=plba_env()).returncode == 0
+    assert plba_in_process("status", "--url", url, cwd=isolated, env=plba_env()).returncode == 0
     assert run.process.poll() is None
 
 
@@ -123,7 +127,7 @@ def test_plba_stop_against_an_instance_without_a_token_explains_how_to_enable_ac
     # Given `plba run` without any token
     run, url = start_plba_run(processes, isolated, PLBA_PLATFORM__CONTROL__PORT="0")
     # When `plba stop` is tried
-    result = plba("stop", "--url", url, cwd=isolated, env=plba_env(None, PLBA_PLATFORM__CONTROL__TOKEN="x"))
+    result = plba_in_process("stop", "--url", url, cwd=isolated, env=plba_env(None, PLBA_PLATFORM__CONTROL__TOKEN="x"))
     # Then it exits 2 relaying how to set a token, and the instance keeps running
     assert result.returncode == 2
     assert "set platform.control.token in .secrets.toml or PLBA_PLATFORM__CONTROL__TOKEN" in result.stderr
@@ -138,8 +142,8 @@ def test_status_and_stop_find_the_instance_from_the_same_settings_files(processe
     run, url = start_plba_run(processes, isolated)
     assert url == f"http://127.0.0.1:{port}"
     # When `plba status` and `plba status --json` run in the same project, without --url
-    table = plba("status", cwd=isolated, env=plba_env())
-    as_json = plba("status", "--json", cwd=isolated, env=plba_env())
+    table = plba_in_process("status", cwd=isolated, env=plba_env())
+    as_json = plba_in_process("status", "--json", cwd=isolated, env=plba_env())
     # Then they show the instance
     assert table.returncode == 0, table.stderr
     assert "idle" in table.stdout and url in table.stdout
@@ -157,7 +161,7 @@ def test_status_and_stop_exit_2_with_one_line_when_nothing_listens(isolated) -> 
     env = plba_env(None, PLBA_PLATFORM__CONTROL__PORT=str(free_port()), PLBA_PLATFORM__CONTROL__TOKEN=TOKEN)
     # When status and stop are run
     for command in (["status"], ["status", "--json"], ["stop"]):
-        result = plba(*command, cwd=isolated, env=env)
+        result = plba_in_process(*command, cwd=isolated, env=env)
         # Then each exits 2 with one clear line and no traceback
         assert result.returncode == 2, command
         assert result.stderr.startswith("error: no PLBA control plane answers at http://127.0.0.1:")
@@ -230,16 +234,17 @@ def test_status_and_stop_send_a_users_token_and_the_role_decides(processes, isol
     accounts.db.close()
     run, url = start_plba_run(processes, isolated, PLBA_PLATFORM__CONTROL__PORT="0")
     # When `plba status` has no token, a revoked one, then the viewer's through --token
-    missing = plba("status", "--url", url, cwd=isolated, env=plba_env())
-    refused = plba("status", "--url", url, "--token", revoked.secret, cwd=isolated, env=plba_env())
-    viewer = plba("status", "--url", url, "--token", tokens["viewer"], cwd=isolated, env=plba_env())
+    missing = plba_in_process("status", "--url", url, cwd=isolated, env=plba_env())
+    refused = plba_in_process("status", "--url", url, "--token", revoked.secret, cwd=isolated, env=plba_env())
+    viewer = plba_in_process("status", "--url", url, "--token", tokens["viewer"], cwd=isolated, env=plba_env())
     # Then the first two exit 2 with one line saying why, the viewer reads
     assert (missing.returncode, len(missing.stderr.splitlines())) == (2, 1)
     assert "needs a token" in missing.stderr and "PLBA_TOKEN" in missing.stderr
     assert refused.returncode == 2 and "the bearer token has been revoked" in refused.stderr
     assert viewer.returncode == 0, viewer.stderr
     # When the viewer's token (in PLBA_TOKEN) asks for a stop, then it is refused for its role
-    stop_as_viewer = plba("stop", "--url", url, cwd=isolated, env=plba_env(None, PLBA_TOKEN=tokens["viewer"]))
+    stop_as_viewer = plba_in_process("stop", "--url", url, cwd=isolated,
+                                     env=plba_env(None, PLBA_TOKEN=tokens["viewer"]))
     assert stop_as_viewer.returncode == 2
     assert stop_as_viewer.stderr.strip().endswith("refused: viewer has the viewer role; this request needs operator")
     assert run.process.poll() is None
