@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from plba import __version__
 from plba.backoff import Backoff
@@ -41,6 +41,14 @@ NOT_STARTED = "not_started"
 READY_PATIENCE = 0.5
 # Retries of an unreachable broker at start: 0.2 s, doubling, at most 5 s apart.
 BROKER_RETRY = Backoff(base=0.2, cap=5.0)
+
+
+class Built(NamedTuple):
+    """What `RuntimeManager.build()` makes, for the lifecycle steps that come after it."""
+
+    registry: Registry
+    supervisor: WorkerSupervisor
+    cluster: ClusterStore
 
 
 class RuntimeManager:
@@ -145,11 +153,11 @@ class RuntimeManager:
                                          schedule.critical)
         self.config.subscribe(self._on_reload)
 
-    def _built(self) -> tuple[Registry, WorkerSupervisor, ClusterStore]:
+    def _built(self) -> Built:
         """What `build()` made; StateError before it ran."""
         if self.registry is None or self.supervisor is None or self.cluster is None:
             raise StateError("the runtime is not built yet: call build() first")
-        return self.registry, self.supervisor, self.cluster
+        return Built(self.registry, self.supervisor, self.cluster)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -157,7 +165,7 @@ class RuntimeManager:
     def state(self) -> str:
         """starting, idle, busy, stopping or stopped (not_started before the first start)."""
         if self._state == "running":
-            busy = any(s["state"] == WorkerState.BUSY.value for s in self._built()[1].statuses())
+            busy = any(s["state"] == WorkerState.BUSY.value for s in self._built().supervisor.statuses())
             return WorkerState.BUSY.value if busy else WorkerState.IDLE.value
         return self._state
 
@@ -189,7 +197,7 @@ class RuntimeManager:
                 return self
             if self.announce is not None:
                 self.announce(self)
-            supervisor = self._built()[1]
+            supervisor = self._built().supervisor
             supervisor.start()
             self.started_at = time.time()
             self._state = "running"
@@ -205,7 +213,7 @@ class RuntimeManager:
         # From the first start until close, through stops and restarts, so the fleet sees every state.
         if self.heartbeat is None:
             interval = float(self.settings.get("platform.cluster.heartbeat_interval", 5.0))
-            self.heartbeat = Heartbeat(self._built()[2], interval, self.instance_record, self._on_stop_request)
+            self.heartbeat = Heartbeat(self._built().cluster, interval, self.instance_record, self._on_stop_request)
             self.heartbeat.start()
 
     def _on_stop_request(self, request: dict[str, Any]) -> None:
@@ -235,7 +243,7 @@ class RuntimeManager:
         The control plane is already up meanwhile, and readiness says what is awaited. False when
         a stop is requested while waiting; StartupTimeoutError when the time runs out.
         """
-        waiting = {name: connect for name, queue in self._built()[0].queues.items()
+        waiting = {name: connect for name, queue in self._built().registry.queues.items()
                    if callable(connect := getattr(queue, "connect", None))}
         limit = float(self.settings.get("platform.startup_timeout"))
         deadline = time.monotonic() + limit
@@ -279,7 +287,7 @@ class RuntimeManager:
             logger.info("stopping: draining in-flight work for up to %gs%s", budget, " (forced)" if force else "")
             summary, lost = StopSummary(), {}
             try:
-                summary = self._built()[1].stop(budget, force=force, force_event=self._force_requested)
+                summary = self._built().supervisor.stop(budget, force=force, force_event=self._force_requested)
                 lost = self._count_queued(summary)
             finally:
                 # Whatever could not be read, the stop completes: the summary is in place before
@@ -296,7 +304,7 @@ class RuntimeManager:
     def _count_queued(self, summary: StopSummary) -> dict[str, int]:
         """Add what each queue still holds to `summary`; return the memory queues' counts, lost at exit."""
         lost = {}
-        for name, queue in self._built()[0].queues.items():
+        for name, queue in self._built().registry.queues.items():
             stats = queue_stats(queue)
             if "error" in stats:
                 summary.unreadable.append(f"queue {name!r} ({stats['error']})")
@@ -455,7 +463,7 @@ class RuntimeManager:
         if self._state != "running":
             return
         deadline = time.monotonic() + float(self.settings.get("platform.shutdown_timeout", 30.0))
-        for queue in self._built()[0].queues.values():
+        for queue in self._built().registry.queues.values():
             queue.wait_empty(max(0.0, deadline - time.monotonic()))
         self.close()
 
