@@ -88,14 +88,15 @@ class RegistryScope:
 
     def schedule(self, name: str, routine: Callable[[Firing], Any], *, every: float | None = None,
                  cron: str | None = None, timezone: str = "UTC", misfire: str = "once",
-                 critical: bool = False) -> Schedule:
+                 critical: bool = False, at_start: bool = False) -> Schedule:
         """Call `routine(firing)` at each slot, `every` seconds or by `cron` in `timezone`, once per slot in the fleet.
 
         `misfire="once"` fires one catch-up for slots missed while nothing ran, `"skip"` none;
+        `at_start=True` also fires the current slot at start unless it already fired in the fleet;
         `[platform.schedules."<name>"]` overrides the timing and `enabled` by settings.
         """
         definition = Schedule.define(name, routine, every=every, cron=cron, timezone=timezone, misfire=misfire,
-                                     critical=critical)
+                                     critical=critical, at_start=at_start)
         if name in {s.name for s in (*self._registry.schedules, *self._schedules)}:
             raise ValueError(f"plugin {self.owner!r}: a schedule named {name!r} is already registered")
         self._schedules.append(definition)

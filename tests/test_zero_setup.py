@@ -42,9 +42,11 @@ def test_plba_run_with_the_committed_settings_stores_the_sample_orders(tmp_path:
         # Then the seeded sample mails become three orders and three rejections
         wait_for(lambda: stored(database, "orders") == 3 and stored(database, "rejections") == 3,
                  timeout=30, message="the sample orders")
-        # And the control plane reports the bot's workers and a healthy runtime
+        # And the control plane reports the bot's workers, its poll schedule and a healthy runtime
         status = json.load(urllib.request.urlopen(f"{url}/status", timeout=10))
-        assert {w["name"] for w in status["workers"]} == {"mail_order_bot.source", "mail_order_bot.workers"}
+        assert {w["name"] for w in status["workers"]} == {"plba.scheduler", "mail_order_bot.workers"}
+        schedules = json.load(urllib.request.urlopen(f"{url}/schedules", timeout=10))["schedules"]
+        assert [(s["name"], s["every"]) for s in schedules] == [("mail_order_bot.poll", 5.0)]
         assert json.load(urllib.request.urlopen(f"{url}/health", timeout=10))["status"] == "ok"
         # And SIGTERM stops it cleanly
         process.signal(signal.SIGTERM)

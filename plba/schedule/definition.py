@@ -32,7 +32,7 @@ class Firing:
 
 @dataclass(frozen=True)
 class Schedule:
-    """A routine called with a `Firing` at each slot of its timing."""
+    """A routine called with a `Firing` at each slot of its timing (and at start with `at_start`)."""
 
     name: str
     routine: Callable[[Firing], Any]
@@ -40,11 +40,12 @@ class Schedule:
     misfire: str = "once"
     critical: bool = False
     enabled: bool = True
+    at_start: bool = False
 
     @classmethod
     def define(cls, name: str, routine: Callable[[Firing], Any], *, every: float | None = None,
                cron: str | None = None, timezone: str = "UTC", misfire: str = "once",
-               critical: bool = False) -> Schedule:
+               critical: bool = False, at_start: bool = False) -> Schedule:
         """A checked schedule; ValueError names the schedule and what is wrong."""
         if not isinstance(name, str) or not name.strip():
             raise ValueError(f"a schedule needs a non-empty name, not {name!r}")
@@ -56,7 +57,7 @@ class Schedule:
             timing = Timing(every, cron, timezone)
         except ValueError as exc:
             raise ValueError(f"schedule {name!r}: {exc}") from None
-        return cls(name, routine, timing, misfire, bool(critical))
+        return cls(name, routine, timing, misfire, bool(critical), at_start=bool(at_start))
 
     def overridden(self, table: Any, where: str) -> Schedule:
         """This schedule with a `[platform.schedules."<name>"]` table applied; ConfigError lists every problem."""

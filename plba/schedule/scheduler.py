@@ -126,20 +126,27 @@ class Scheduler(ThreadWorker):
     def _plan(self, state: ScheduleState, now: datetime) -> None:
         timing = state.schedule.timing
         state.next_run = timing.next_after(now)
-        if state.schedule.misfire != "once":
+        schedule = state.schedule
+        if schedule.misfire != "once" and not schedule.at_start:
             return
         # Slots passed since the last firing anywhere in the fleet get one catch-up firing; a
-        # schedule that never fired has missed nothing.
+        # schedule that never fired has missed nothing, unless it asked to fire at start.
         try:
-            last = self.store.last_fired(state.schedule.name)
+            last = self.store.last_fired(schedule.name)
         except Exception as exc:  # noqa: BLE001 - an unreachable store is reported through health
             self._store_failed(exc)
             return
         latest = timing.latest_at_or_before(now)
-        if last is not None and latest > last:
+        if last is not None and latest <= last:
+            return
+        if schedule.at_start:
+            logger.debug("schedule %s: firing at start for %s", schedule.name, _iso(latest))
+        elif last is not None:
             logger.info("schedule %s: slots missed since %s; one catch-up firing for %s",
-                        state.schedule.name, _iso(last), _iso(latest))
-            self._claim_and_fire(state, latest)
+                        schedule.name, _iso(last), _iso(latest))
+        else:
+            return
+        self._claim_and_fire(state, latest)
 
     def _due(self, state: ScheduleState, planned: datetime, now: datetime) -> None:
         timing = state.schedule.timing

@@ -83,6 +83,23 @@ def test_slots_missed_while_stopped_get_one_catch_up_firing_or_none(started, mis
                                                          datetime(2024, 5, 1, 12, 1, 20, tzinfo=utc)]
 
 
+def test_an_at_start_schedule_fires_its_current_slot_at_start_once_in_the_fleet(started) -> None:
+    # Given an hourly schedule asking to fire at start, and two instances sharing one store
+    routine = Recorder()
+    store = InProcessClusterStore("test")
+    clock = FakeClock(datetime(2024, 5, 1, 12, 20, tzinfo=ZoneInfo("UTC")))
+    schedule = Schedule.define("acme.poll", routine, every=3600, at_start=True)
+    # When the first starts, Then it fires at once for the current slot, not an hour later
+    first = start(started, clock, schedule, store=store)
+    wait_until(lambda: entry(first, "acme.poll")["runs"] == 1, message="the firing at start")
+    assert [f.scheduled_at for f in routine.firings] == [datetime(2024, 5, 1, 12, tzinfo=ZoneInfo("UTC"))]
+    # And the second, started within the same slot, does not fire it again
+    second = start(started, clock, schedule, store=store)
+    second.stop()
+    assert second.join(5)  # its start planning, and any routine it fired, are over
+    assert len(routine.firings) == 1 and entry(second, "acme.poll")["runs"] == 0
+
+
 def test_a_slot_whose_previous_run_still_runs_is_skipped_and_counted(started) -> None:
     # Given a 1 s schedule whose first run blocks
     routine = Recorder()

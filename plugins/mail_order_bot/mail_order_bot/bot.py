@@ -1,23 +1,22 @@
-"""The mail order bot composed on PLBA: a discovery worker, processing workers and health readings.
+"""The mail order bot composed on PLBA: discovery (a schedule, or an IDLE worker), processing workers, health.
 
 With `plugin.py` (the hooks), the only modules that import plba; everything they compose is plain Python.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import sqlite3
 import threading
 import time
 from typing import Any
 
-from plba import QueueWorker, Task
+from plba import Firing, QueueWorker, Task, ThreadWorker
 from plba.backoff import Backoff
-from plba.contracts import HealthStatus, Worker, WorkerHealth, WorkerState, WorkerStatus
+from plba.contracts import HealthStatus, TaskQueue, WorkerHealth
 from plba.queue import InMemoryTaskQueue
+from plba.tracing import TraceService
 
-from mail_order_bot import name
 from mail_order_bot.catalogue import load_catalogue
 from mail_order_bot.config import BotConfig
 from mail_order_bot.mailboxes import MailboxClient, MailboxError, MailboxPool, MaildirMailbox
@@ -28,98 +27,53 @@ from mail_order_bot.watcher import MailWatcher
 
 logger = logging.getLogger("mail_order_bot")
 
-TASK = "mail_order_bot.process"
 # Reconnecting to a mailbox: 1 s, 2 s, 4 s ... up to a minute between attempts.
 RECONNECT_BACKOFF = Backoff(base=1.0, cap=60.0, jitter=0.2)
 
 
-class SourceWorker(Worker):
-    """Runs the MailWatcher in one thread: discovers unseen mail and queues one task per message."""
-
-    critical = True
+class IdleWorker(ThreadWorker):
+    """IMAP IDLE discovery: one thread waits for the server's notification and polls after each (and each connect)."""
 
     def __init__(self, worker_name: str, watcher: MailWatcher) -> None:
-        self.name = worker_name
+        super().__init__(worker_name)
         self.watcher = watcher
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._crash: str | None = None
-        self.started_at: float | None = None
 
-    def start(self) -> None:
-        """Start the discovery thread."""
-        self._stop = threading.Event()
-        self._crash = None
-        self.started_at = time.monotonic()
-        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-        self._thread.start()
-
-    def stop(self, force: bool = False) -> None:
-        """Ask the discovery thread to stop; it notices within a fraction of a second."""
-        self._stop.set()
-
-    def join(self, timeout: float | None = None) -> bool:
-        """Wait for the discovery thread to end."""
-        if self._thread is not None:
-            self._thread.join(timeout)
-        return self._thread is None or not self._thread.is_alive()
-
-    def status(self) -> WorkerStatus:
-        """Discovered messages count as processed; mailbox errors show as the last error."""
-        if self._crash:
-            state = WorkerState.FAILED
-        elif self._thread is None:
-            state = WorkerState.STOPPED
-        elif self._stop.is_set():
-            state = WorkerState.STOPPING if self._thread.is_alive() else WorkerState.STOPPED
-        else:
-            state = WorkerState.BUSY if self.watcher.in_flight() else WorkerState.IDLE
-        return WorkerStatus(state, in_flight=self.watcher.in_flight(), processed=self.watcher.discovered,
-                            last_error=self._crash or self.watcher.error)
-
-    def health(self) -> WorkerHealth:
-        """Unhealthy only if the thread crashed; the mailbox itself has its own health check."""
-        if self._crash:
-            return WorkerHealth(HealthStatus.UNHEALTHY, f"discovery thread crashed: {self._crash}")
-        return WorkerHealth(HealthStatus.OK, "watching for new mail")
-
-    def _run(self) -> None:
-        try:
-            self.watcher.run(self._stop)
-        except Exception as exc:  # noqa: BLE001 - reported as failed; the supervisor restarts it
-            self._crash = f"{type(exc).__name__}: {exc}"
-            logger.exception("mail discovery crashed")
+    def run(self, stop: threading.Event) -> None:
+        """Watch until stopped; each connect-and-poll counts as one unit of work."""
+        self.watcher.watch(stop, self.busy)
 
 
 class OrderWorker(QueueWorker):
-    """The processing pool; closes its per-thread mailbox and database connections once stopped."""
+    """The processing pool; once stopped for good, the bot's connections are released."""
 
     def __init__(self, bot: MailOrderBot, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.bot = bot
 
-    def join(self, timeout: float | None = None) -> bool:
-        """Wait for the threads; when they are all gone, release their connections."""
-        ended = super().join(timeout)
-        if ended:
-            self.bot.mailboxes.close()
-            self.bot.store.close()
-        return ended
+    def close(self) -> None:
+        """Close the mailbox and database connections the threads (and the polls) opened."""
+        super().close()
+        self.bot.close()
 
 
 class MailOrderBot:
-    """The composed application: config, store, catalogue, mailbox access, watcher and workers."""
+    """The composed application: config, store, catalogue, mailbox access, watcher and workers.
 
-    def __init__(self, config: BotConfig, queue: Any, traces: Any = None) -> None:
+    Discovery is `poll` (the routine of the `<name>.poll` schedule) when polling, or `idle_worker`
+    with IMAP IDLE; `workers` processes the queued messages.
+    """
+
+    def __init__(self, config: BotConfig, queue: TaskQueue, traces: TraceService, name: str) -> None:
         self.config = config
         self.queue = queue
         self.traces = traces
+        self.task_name = f"{name}.process"
         self.catalogue = load_catalogue(config.catalogue)
         self.store = OrderStore(config.database)
         if config.source == "maildir" and (seeded := seed_maildir(config.maildir)):
             logger.info("created maildir %s with %d sample order mail(s)", config.maildir, seeded)
         self.mailboxes = MailboxPool(self.new_client)
-        self.processor = OrderProcessor(self.mailboxes.get, self.store, self.catalogue, progress=self._progress,
+        self.processor = OrderProcessor(self.mailboxes.get, self.store, self.catalogue, progress=traces.message,
                                         limits=config.limits)
         if isinstance(queue, InMemoryTaskQueue) and (released := self.store.unpark(config.mailbox_id)):
             # Their dead tasks died with the last process's memory queue: nothing could requeue them.
@@ -127,9 +81,21 @@ class MailOrderBot:
         self.watcher = MailWatcher(self.new_client, self.publish, poll_interval=config.poll_interval,
                                    retry_delay=RECONNECT_BACKOFF.delay, idle=config.idle,
                                    idle_timeout=config.idle_timeout, parked=self._parked_keys)
-        self.source = SourceWorker(f"{name}.source", self.watcher)
+        self.idle_worker = IdleWorker(f"{name}.idle", self.watcher) if config.idle else None
         self.workers = OrderWorker(self, name=f"{name}.workers", queue=queue, handler=self.handle, traces=traces,
                                    concurrency=config.workers)
+        # Freshness counts from here until the first successful check.
+        self.started_at = time.monotonic()
+
+    def poll(self, firing: Firing) -> None:
+        """The poll schedule's routine: one check for mail (mailbox errors are reported by the mailbox health)."""
+        self.watcher.check()
+
+    def close(self) -> None:
+        """Release the polling connection, the processing threads' mailbox clients and the database."""
+        self.watcher.close()
+        self.mailboxes.close()
+        self.store.close()
 
     def new_client(self) -> MailboxClient:
         """A fresh, unconnected mailbox client for the configured source."""
@@ -142,8 +108,8 @@ class MailOrderBot:
 
     def publish(self, key: str) -> None:
         """Queue one message, opening the trace that follows it through processing."""
-        with self._trace("mail.discovered", uid=key, source=self.config.source):
-            self.queue.publish(Task(TASK, {"key": key}))
+        with self.traces.trace("mail.discovered", uid=key, source=self.config.source):
+            self.queue.publish(Task(self.task_name, {"key": key}))
 
     def handle(self, task: Task) -> None:
         """Process the message named in the task; a failure is raised so the queue retries it.
@@ -206,17 +172,8 @@ class MailOrderBot:
     def freshness_health(self) -> WorkerHealth:
         """Degraded when the last successful check for mail is older than 3 check periods + 30 s."""
         limit = 3 * self.watcher.check_period + 30
-        since = self.watcher.last_check or self.source.started_at
-        if since is None:
-            return WorkerHealth(HealthStatus.OK, "not started")
+        since = self.watcher.last_check or self.started_at
         age = time.monotonic() - since
         if age > limit:
             return WorkerHealth(HealthStatus.DEGRADED, f"no successful check for mail in {age:.0f}s (limit {limit:g}s)")
         return WorkerHealth(HealthStatus.OK, f"last checked {age:.0f}s ago")
-
-    def _trace(self, span: str, **attributes: Any) -> contextlib.AbstractContextManager:
-        return self.traces.trace(span, **attributes) if self.traces is not None else contextlib.nullcontext()
-
-    def _progress(self, text: str, **attributes: Any) -> None:
-        if self.traces is not None:
-            self.traces.message(text, **attributes)

@@ -1,4 +1,4 @@
-"""The discovery loop: find unseen mail, hand each message on once, ride out mailbox outages."""
+"""Discovery: find unseen mail, hand each message on once, ride out mailbox outages."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Collection
+from contextlib import AbstractContextManager, nullcontext
 
 from mail_order_bot.mailboxes import MailboxAuthError, MailboxClient, MailboxError
 
@@ -13,7 +14,7 @@ logger = logging.getLogger("mail_order_bot.watcher")
 
 
 class MailWatcher:
-    """Polls (or IMAP-IDLEs on) a mailbox and calls `publish(key)` for each unseen message not in flight.
+    """Checks a mailbox (`check()` per poll, or `watch(stop)` on IMAP IDLE); `publish(key)` each new message.
 
     Keys stay in flight until `done(key)` is called, so a message is queued once however often it
     is seen unseen. A parked key (its task dead-lettered: `park(key)`, or listed by `parked()`, the
@@ -43,6 +44,9 @@ class MailWatcher:
         self._finished: set[str] = set()
         self._parked: set[str] = set()
         self._lock = threading.Lock()
+        # The polling connection, kept between checks, and when the next check may retry after an error.
+        self._client: MailboxClient | None = None
+        self._retry_at = 0.0
 
     @property
     def check_period(self) -> float:
@@ -67,32 +71,53 @@ class MailWatcher:
             self._in_flight.discard(key)
             self._parked.add(key)
 
-    def run(self, stop: threading.Event) -> None:
-        """Loop until `stop` is set; mailbox errors are logged once per new error and retried with backoff."""
+    def check(self) -> None:
+        """One check for mail (polling): connect if needed and poll; the connection is kept for the next check.
+
+        A mailbox error is logged once per new error and drops the connection; checks before its
+        backoff delay has passed do nothing, so a wrong password is not retried at every check.
+        """
+        if time.monotonic() < self._retry_at:
+            return
+        try:
+            if self._client is None:
+                self._client = self._connect()
+            self.poll(self._client)
+        except MailboxError as exc:
+            self._lost(exc, self._client)
+            self._client = None
+            self._retry_at = time.monotonic() + self.retry_delay(self.failures)
+
+    def watch(self, stop: threading.Event, unit: Callable[[], AbstractContextManager[object]] = nullcontext) -> None:
+        """Wait on IMAP IDLE until `stop` is set, polling after every (re)connect and wake-up.
+
+        Each connect-and-poll runs inside `unit()` (the caller's way to count it); mailbox errors
+        are logged once per new error and retried with backoff, waiting on `stop`.
+        """
         client: MailboxClient | None = None
         try:
             while not stop.is_set():
                 try:
-                    if client is None:
-                        client = self.client_factory()
-                        client.connect()
-                        self._connected(client)
-                    self.poll(client)
-                    if self.idle:
-                        client.wait_for_mail(self.idle_timeout, stop)
-                    else:
-                        stop.wait(self.poll_interval)
+                    with unit():
+                        if client is None:
+                            client = self._connect()
+                        self.poll(client)
+                    client.wait_for_mail(self.idle_timeout, stop)
                 except MailboxError as exc:
-                    self.failures += 1
-                    self._failed(exc)
-                    if client is not None:
-                        client.close()
+                    self._lost(exc, client)
                     client = None
                     stop.wait(self.retry_delay(self.failures))
         finally:
             self.connected = False
             if client is not None:
                 client.close()
+
+    def close(self) -> None:
+        """Log out of the connection kept between checks, if any."""
+        client, self._client = self._client, None
+        self.connected = False
+        if client is not None:
+            client.close()
 
     def poll(self, client: MailboxClient) -> int:
         """Publish every unseen message not already in flight; returns how many were published."""
@@ -120,13 +145,27 @@ class MailWatcher:
         self.last_check = time.monotonic()
         return published
 
-    def _connected(self, client: MailboxClient) -> None:
+    def _connect(self) -> MailboxClient:
+        client = self.client_factory()
+        try:
+            client.connect()
+        except MailboxError:
+            client.close()
+            raise
         self.connected = True
         self.connects += 1
         if self.failures:
             logger.info("%s: connected again after %d failed attempt(s)", client.description, self.failures)
         self.failures = 0
         self.error = None
+        return client
+
+    def _lost(self, exc: MailboxError, client: MailboxClient | None) -> None:
+        """Count and report the failure, and close the connection it broke."""
+        self.failures += 1
+        self._failed(exc)
+        if client is not None:
+            client.close()
 
     def _failed(self, exc: MailboxError) -> None:
         self.connected = False

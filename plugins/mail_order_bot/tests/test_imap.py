@@ -186,10 +186,12 @@ def test_stopping_while_idling_does_not_wait_for_the_idle_timeout(run_bot, folde
     # Given a bot idling with a ten-minute IDLE timeout
     runtime = imap_bot(run_bot, folder, mode="idle", idle_timeout=600)
     wait_until(lambda: component(runtime, "mailbox")["status"] == "ok", message="the bot to connect")
-    source = runtime.services["mail_order_bot"].source
+    source = runtime.services["mail_order_bot"].idle_worker
+    workers = {w["name"] for w in runtime.status()["workers"]}
+    assert "mail_order_bot.idle" in workers and "plba.scheduler" not in workers  # IDLE, no poll schedule
     # When the runtime stops
     runtime.stop(timeout=5)
-    # Then the discovery thread has already ended, logged out
+    # Then the IDLE thread has already ended, logged out
     assert source.join(timeout=0)
     assert source.status().state == "stopped"
 

@@ -113,26 +113,26 @@ def test_invalid_settings_are_all_reported(tmp_path, monkeypatch):
     assert "mail_order_bot.source" in text and "mail_order_bot.mode" in text and "mail_order_bot.workers" in text
 
 
-def test_stopping_does_not_wait_for_the_poll_interval(run_bot, tmp_path):
-    # Given a bot polling its maildir once an hour
+def test_the_first_poll_is_at_start_and_stopping_does_not_wait_for_the_poll_interval(run_bot, tmp_path):
+    # Given a bot polling its maildir once an hour, with one order waiting
+    MaildirMailbox(tmp_path / "mail").create()
+    MaildirMailbox(tmp_path / "mail").deliver(order_mail([("WID-001", 1)], message_id="<first@x>"))
     runtime = run_bot(poll_interval=3600)
-    source = runtime.services["mail_order_bot"].source
-    wait_until(lambda: runtime.services["mail_order_bot"].watcher.polls, message="the first poll")
-    # When the runtime stops
+    # When it starts, Then the first poll is at start, not an hour later
+    store = OrderStore(tmp_path / "orders.sqlite")
+    wait_until(lambda: store.orders(), message="the order from the first poll")
+    assert [s["name"] for s in runtime.scheduler.schedules()] == ["mail_order_bot.poll"]
+    # And when the runtime stops, the schedule's thread has already ended
     runtime.stop(timeout=5)
-    # Then the discovery thread has already ended
-    assert source.join(timeout=0)
+    assert runtime.scheduler.join(timeout=0)
 
 
 def test_a_stale_mail_check_degrades_health(run_bot):
-    # Given a running bot whose last successful check is long past
-    runtime = run_bot(poll_interval=1)
+    # Given a running bot whose last successful check is long past (the next is an hour away)
+    runtime = run_bot(poll_interval=3600)
     watcher = runtime.services["mail_order_bot"].watcher
     wait_until(lambda: watcher.polls, message="the first poll")
-    source = runtime.services["mail_order_bot"].source
-    source.stop()
-    assert source.join(timeout=5)
-    watcher.last_check -= 3600
+    watcher.last_check -= 4 * 3600
     # When health is read, Then freshness is degraded (not critical) and names the age
     freshness = runtime.health()["components"]["mail_order_bot.freshness"]
     assert freshness["status"] == "degraded" and not freshness["critical"]
