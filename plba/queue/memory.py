@@ -52,6 +52,8 @@ class InMemoryTaskQueue(TaskQueue):
         self._lock = threading.Lock()
         self._not_empty = threading.Condition(self._lock)
         self._not_full = threading.Condition(self._lock)
+        # Apart from _not_full so that draining waiters wake once, when empty, not at every ack.
+        self._empty = threading.Condition(self._lock)
         self._acked = 0
         self._published = 0
         self._wakeups = 0
@@ -126,7 +128,7 @@ class InMemoryTaskQueue(TaskQueue):
             for task in tasks:
                 if self._in_flight.pop(task.id, None) is not None:
                     self._acked += 1
-            self._not_full.notify_all()
+            self._left_backlog()
 
     def nack(self, task: Task, retry_delay: float | None = None) -> None:
         """Return a leased task, visible again at once or after `retry_delay` seconds."""
@@ -157,7 +159,7 @@ class InMemoryTaskQueue(TaskQueue):
                 oldest = self._dead.pop(next(iter(self._dead)))
                 logger.warning("queue %s: more than %d dead letters; dropped the oldest, task %s (%s)",
                                self.name, self.dead_max, oldest.id, oldest.name)
-            self._not_full.notify_all()
+            self._left_backlog()
 
     def wait_empty(self, timeout: float) -> bool:
         """Wait up to `timeout` until nothing is ready, delayed or in flight; True when empty.
@@ -165,12 +167,12 @@ class InMemoryTaskQueue(TaskQueue):
         A paused queue is not drained, so it answers at once.
         """
         deadline = time.monotonic() + timeout
-        with self._not_full:
+        with self._empty:
             while self._backlog():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or self._paused:
                     return False
-                self._not_full.wait(remaining)
+                self._empty.wait(remaining)
             return True
 
     def interrupt(self) -> None:
@@ -226,13 +228,14 @@ class InMemoryTaskQueue(TaskQueue):
             store = self._dead if what == "dead" else self._ready
             removed = len(store)
             store.clear()
-            self._not_full.notify_all()
+            self._left_backlog()
         return removed
 
     def pause(self) -> None:
         """Stop consumers from leasing until `resume`; they wait without spinning."""
         with self._lock:
             self._paused = True
+            self._empty.notify_all()  # a paused queue is not drained: wait_empty answers now
 
     def resume(self) -> None:
         """Let consumers lease again, waking those that wait."""
@@ -260,6 +263,13 @@ class InMemoryTaskQueue(TaskQueue):
             return int(cursor)
         except ValueError:
             raise ValueError(f"not a dead-letter cursor of this queue: {cursor!r}") from None
+
+    def _left_backlog(self) -> None:
+        """Tasks left the backlog (the caller holds the lock): wake publishers, and drain waiters once empty."""
+        if self.maxsize:  # unbounded, no publisher ever waits
+            self._not_full.notify_all()
+        if not self._backlog():
+            self._empty.notify_all()
 
     def _backlog(self) -> int:
         return len(self._ready) + len(self._delayed) + len(self._in_flight)
