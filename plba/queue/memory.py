@@ -6,6 +6,7 @@ import collections
 import heapq
 import itertools
 import logging
+import operator
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -28,6 +29,8 @@ from plba.errors import QueueFullError
 from plba.tracing.context import inject
 
 logger = logging.getLogger("plba.queue.memory")
+
+_task_id = operator.attrgetter("id")
 
 
 class InMemoryTaskQueue(TaskQueue):
@@ -99,24 +102,26 @@ class InMemoryTaskQueue(TaskQueue):
     def consume_many(self, max_count: int, timeout: float | None = None) -> list[Task]:
         """Lease up to `max_count` visible tasks in one go, waiting up to `timeout` for the first."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        with self._not_empty:
+        with self._lock:
             wakeups = self._wakeups
             while True:
                 if self._delayed:
                     self._promote_due()
                 if self._ready and not self._paused:
-                    leased = []
-                    for _ in range(min(max_count, len(self._ready))):
-                        task = self._ready.popleft()
-                        metadata = task.metadata
-                        metadata["attempts"] = metadata.get("attempts", 0) + 1
-                        self._in_flight[task.id] = task
-                        leased.append(task)
-                    return leased
+                    # Moved in C calls only: the interpreter never hands the GIL to another thread
+                    # in the middle, so no consumer ever waits for this lock behind a descheduled one.
+                    ready = self._ready
+                    leased = list(map(collections.deque.popleft, itertools.repeat(ready, min(max_count, len(ready)))))
+                    self._in_flight.update(zip(map(_task_id, leased), leased, strict=True))
+                    break
                 wait = self._wait_time(deadline)
                 if (wait is not None and wait <= 0) or wakeups != self._wakeups:
                     return []
                 self._not_empty.wait(wait)
+        for task in leased:  # these are this consumer's alone now
+            metadata = task.metadata
+            metadata["attempts"] = metadata.get("attempts", 0) + 1
+        return leased
 
     def ack(self, task: Task) -> None:
         """Forget a leased task: it is done."""
@@ -124,10 +129,10 @@ class InMemoryTaskQueue(TaskQueue):
 
     def ack_many(self, tasks: Iterable[Task]) -> None:
         """Forget several leased tasks at once."""
+        ids = [task.id for task in tasks]
         with self._lock:
-            for task in tasks:
-                if self._in_flight.pop(task.id, None) is not None:
-                    self._acked += 1
+            forgotten = list(map(self._in_flight.pop, ids, itertools.repeat(None, len(ids))))  # C calls only
+            self._acked += len(forgotten) - forgotten.count(None)
             self._left_backlog()
 
     def nack(self, task: Task, retry_delay: float | None = None) -> None:

@@ -120,14 +120,15 @@ class JsonlTraceTransport(TraceTransport):
         self._writer.write(_ENCODER.encode(record) + "\n")
 
     def emit_span(self, span: Span, ended: float) -> None:
-        """Append the span as one line, formatted straight from it: the same JSON as `emit(to_record())`."""
-        # One f-string calling C functions only: this runs for every task.
+        """Append the span as one line, formatted straight from it: `emit(to_record())`'s JSON, times to the µs."""
+        # One f-string calling C functions only, fixed-point times (cheaper than the shortest repr):
+        # this runs for every task.
         context, parent, name, error = span.context, span.context.parent_id, span.name, span.error
         self._writer.write(
             f'{{"trace_id":{_escape(context.trace_id)},"span_id":{_escape(context.span_id)},'
             f'"parent_id":{"null" if parent is None else _escape(parent)},'
             f'"name":{_escape(name) if type(name) is str else _ENCODER.encode(name)},'
-            f'"start":{span.started!r},"end":{ended!r},"duration_ms":{(ended - span.started) * 1000:.3f},'
+            f'"start":{span.started:.6f},"end":{ended:.6f},"duration_ms":{(ended - span.started) * 1000:.3f},'
             f'"attributes":{"".join(_chunks(span.attributes, 0))},'
             f'"messages":{"".join(_chunks(span.messages, 0)) if span.messages else "[]"},'
             f'"error":{"null" if error is None else _escape(error)}}}\n'

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import os
 import threading
 from pathlib import Path
@@ -29,12 +30,11 @@ class AppendWriter:
         self.flush_interval = flush_interval
         self.failure: str | None = None
         self.lost = 0
-        # Two locks, always taken in this order: _io while writing to (or opening) the file, _lock
-        # only to add or take lines. Threads adding lines never wait for the disk.
+        # _io is held while writing to (or opening) the file. Lines wait in a deque that writers
+        # append to and the one holding _io pops from, both atomic: adding a line takes no lock.
         self._io = threading.Lock()
-        self._lock = threading.Lock()
-        self._lines: list[str] = []
-        self._size = 0
+        self._pending: collections.deque[str] = collections.deque()
+        self._size = 0  # bytes waiting, roughly: it only decides when to write
         self._fd: int | None = None
         self._pid = os.getpid()
         self._stop = threading.Event()
@@ -48,12 +48,10 @@ class AppendWriter:
             with self._io:
                 if self._fd is None:
                     self._open()
-        with self._lock:
-            self._lines.append(line)
-            self._size += len(line)
-            full = self._size >= self.flush_bytes
-        # Only one thread writes a full buffer; the others go on (the lines wait for the next write).
-        if full and self._io.acquire(blocking=False):
+        self._pending.append(line)
+        self._size += len(line)
+        # Only one thread writes a full buffer; the others go on (their lines wait for the next write).
+        if self._size >= self.flush_bytes and self._io.acquire(blocking=False):
             try:
                 self._write_out()
             finally:
@@ -84,8 +82,8 @@ class AppendWriter:
 
     def _write_out(self) -> None:
         """Write the queued lines in one call; the caller holds `_io`."""
-        with self._lock:
-            lines, self._lines, self._size = self._lines, [], 0
+        pending, self._size = self._pending, 0
+        lines = [pending.popleft() for _ in range(len(pending))]
         if not lines:
             return
         data = memoryview("".join(lines).encode("utf-8"))
@@ -120,6 +118,6 @@ class AppendWriter:
         # A forked child inherits the parent's queued lines (the parent writes them), its lock in
         # whatever state, and no flusher thread: start afresh, keeping the shared O_APPEND descriptor.
         self._pid = os.getpid()
-        self._io, self._lock = threading.Lock(), threading.Lock()
-        self._lines, self._size = [], 0
+        self._io = threading.Lock()
+        self._pending, self._size = collections.deque(), 0
         self._flusher = None
