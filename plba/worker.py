@@ -28,8 +28,13 @@ from plba.tracing.service import TraceService
 
 logger = logging.getLogger("plba.worker")
 
-# Handlers faster than this (seconds) let a thread lease tasks in batches.
+# Handlers faster than this (seconds, smoothed) let threads lease tasks in batches.
 QUICK_HANDLER = 0.001
+# Each handler time moves the smoothed one by this fraction, and counts for at most SLOW_SAMPLE:
+# a GIL switch or a page fault that lands inside one quick handler (several ms) cannot end batching,
+# while a handler that is really slow does within a few tasks.
+SMOOTHING = 1 / 16
+SLOW_SAMPLE = 4 * QUICK_HANDLER
 
 
 class QueueWorker(Worker):
@@ -69,7 +74,9 @@ class QueueWorker(Worker):
         self.retry_backoff = retry_backoff or queue.retry_backoff or Backoff()
         self.poll_timeout = poll_timeout
         self.prefetch = max(1, prefetch)
-        self._batch_size = 1
+        # Start as if handlers were slow: one task a lease until they prove quick.
+        self._handler_time = 2 * QUICK_HANDLER
+        self._batching = False
         self._leased: dict[int, collections.deque[Task]] = {}
         self.durations = Histogram()
         self._handle = handler.handle if isinstance(handler, TaskHandler) else handler
@@ -119,9 +126,12 @@ class QueueWorker(Worker):
 
         Tasks leased in a batch but not started yet are released too.
         """
-        with self._lock:
-            abandoned = [task for task, _ in self._running.values()]
-            self._running.clear()
+        abandoned = []
+        for ident in list(self._running):
+            # pop is atomic: either this or the task's own thread (in _settle) owns the task.
+            entry = self._running.pop(ident, None)
+            if entry is not None:
+                abandoned.append(entry[0])
         for task in abandoned:
             with contextlib.suppress(Exception):
                 self.queue.nack(task)
@@ -133,8 +143,8 @@ class QueueWorker(Worker):
 
     def status(self) -> WorkerStatus:
         """State (busy while any task is in flight), counters and the last error."""
+        in_flight = len(self._running)
         with self._lock:
-            in_flight = len(self._running)
             counts = dict(self._counts)
         state = self._state
         if self._crash:
@@ -168,29 +178,33 @@ class QueueWorker(Worker):
 
     def stuck_for(self) -> float:
         """Seconds the oldest in-flight task has been running; 0 when none is."""
-        with self._lock:
-            starts = [started for _, started in self._running.values()]
+        starts = [started for _, started in list(self._running.values())]
         return time.monotonic() - min(starts) if starts else 0.0
 
     # -- the loop --------------------------------------------------------------------------
 
     def _consume_loop(self) -> None:
+        ident = threading.get_ident()
         leased: collections.deque[Task] = collections.deque()
-        self._leased[threading.get_ident()] = leased
+        self._leased[ident] = leased
         try:
             while not self._stopping.is_set():
                 leased.extend(self._lease())
-                done: list[Task] = []
-                while leased and not self._stopping.is_set():
-                    try:
-                        task = leased.popleft()
-                    except IndexError:  # a forced stop emptied the batch under us
-                        break
-                    if self._process(task):
-                        done.append(task)
+                batch = _Batch()
+                try:
+                    while leased and not self._stopping.is_set():
+                        try:
+                            task = leased.popleft()
+                        except IndexError:  # a forced stop emptied the batch under us
+                            break
+                        self._process(task, ident, batch)
+                        if leased and not self._batching:
+                            self._release(leased)  # handlers turned slow: others may take these
+                finally:
+                    self._record(batch)
                 # Acks for a batch go in one call; each only after its handler returned.
-                if done:
-                    self.queue.ack_many(done)
+                if batch.done:
+                    self.queue.ack_many(batch.done)
         except Exception as exc:  # noqa: BLE001 - a crashed thread is reported, then restarted
             self._crash = f"{type(exc).__name__}: {exc}"
             logger.exception("worker %s: consumer thread crashed", self.name)
@@ -200,7 +214,7 @@ class QueueWorker(Worker):
 
     def _lease(self) -> list[Task]:
         try:
-            batch = self.queue.consume_many(self._batch_size, timeout=self.poll_timeout)
+            batch = self.queue.consume_many(self.prefetch if self._batching else 1, timeout=self.poll_timeout)
         except Exception as exc:  # noqa: BLE001 - a queue outage degrades health; the loop waits and retries
             if self._queue_error is None:
                 logger.error("worker %s: queue unavailable: %s", self.name, exc)
@@ -221,57 +235,84 @@ class QueueWorker(Worker):
             with contextlib.suppress(Exception):
                 self.queue.release(task)
 
-    def _process(self, task: Task) -> bool:
-        """Run one task; True when it succeeded and is the caller's to acknowledge."""
+    def _process(self, task: Task, ident: int, batch: _Batch) -> None:
+        """Run one task; a success joins `batch.done` for the caller to acknowledge, a failure is settled now."""
         attempt = task.attempts
         if attempt > self.max_attempts:
             # Delivered more often than allowed without a verdict: earlier runs crashed the process.
-            return self._finish(task, "dead_lettered", f"gave up after {attempt - 1} attempt(s) that never finished")
-        ident = threading.get_ident()
+            self._fail(task, "dead_lettered", f"gave up after {attempt - 1} attempt(s) that never finished", True)
+            return
         started = time.monotonic()
-        with self._lock:
-            self._running[ident] = (task, started)
+        # The thread's own slot, so no lock: a dict store and pop are atomic, and abandon() pops too.
+        self._running[ident] = (task, started)
         try:
-            if self.traces.discards and "traceparent" not in task.metadata:
+            if "traceparent" not in task.metadata and self.traces.discards:
                 self._handle(task)  # nothing to record and no trace to resume: spare the span
             else:
-                with self._trace_scope(task):
+                with self.traces.resume(task.metadata, f"task {task.name}", task_id=task.id, attempt=attempt):
                     self._handle(task)
         except Exception as exc:  # noqa: BLE001 - the handler's failure is the task's failure
+            self._timed(started, batch)
             error = f"{type(exc).__name__}: {exc}"
             self._last_error = error
+            owned = self._running.pop(ident, None) is not None
             if attempt >= self.max_attempts:
                 logger.error("task %s (%s) dead-lettered after %d attempt(s): %s", task.id, task.name, attempt, error)
-                return self._finish(task, "dead_lettered", error, started)
-            logger.warning("task %s (%s) failed attempt %d/%d: %s",
-                           task.id, task.name, attempt, self.max_attempts, error)
-            return self._finish(task, "retried", error, started)
-        return self._finish(task, "processed", None, started)
+                self._fail(task, "dead_lettered", error, owned)
+            else:
+                logger.warning("task %s (%s) failed attempt %d/%d: %s",
+                               task.id, task.name, attempt, self.max_attempts, error)
+                self._fail(task, "retried", error, owned)
+            return
+        self._timed(started, batch)
+        batch.processed += 1
+        if self._running.pop(ident, None) is not None:
+            batch.done.append(task)
+        # else a forced stop already gave this task back to the queue
 
-    def _finish(self, task: Task, outcome: str, error: str | None, started: float | None = None) -> bool:
-        """Record the outcome and settle failures with the queue; True when a success awaits its ack."""
-        now = time.monotonic()
+    def _timed(self, started: float, batch: _Batch) -> None:
+        """Note a handler's duration for the histogram and the batching decision."""
+        elapsed = time.monotonic() - started
+        batch.durations.append(elapsed)
+        # Shared by the threads (they run one handler) and updated without a lock: a lost update
+        # only delays the decision by a task.
+        smoothed = self._handler_time + (min(elapsed, SLOW_SAMPLE) - self._handler_time) * SMOOTHING
+        self._handler_time = smoothed
+        # Hysteresis: batching starts under QUICK_HANDLER and ends over twice that.
+        if self._batching:
+            if smoothed > 2 * QUICK_HANDLER:
+                self._batching = False
+        elif smoothed < QUICK_HANDLER:
+            self._batching = True
+
+    def _record(self, batch: _Batch) -> None:
+        """Add a batch's successes and durations to the counters, under one lock for the batch."""
+        if not batch.durations:
+            return
         with self._lock:
-            owned = self._running.pop(threading.get_ident(), None) is not None or started is None
+            self._counts["processed"] += batch.processed
+            for elapsed in batch.durations:
+                self.durations.observe(elapsed)
+
+    def _fail(self, task: Task, outcome: str, error: str, owned: bool) -> None:
+        """Count a failure and settle it with the queue (unless a forced stop already gave the task back)."""
+        with self._lock:
             self._counts[outcome] += 1
-            if outcome != "processed":
-                self._counts["failed"] += 1
-            if started is not None:
-                self.durations.observe(now - started)
-        if started is not None:
-            # Lease in batches only while handlers are quick: a slow handler holding a batch
-            # would starve the other threads.
-            quick = now - started < QUICK_HANDLER
-            self._batch_size = min(self._batch_size * 2, self.prefetch) if quick else 1
+            self._counts["failed"] += 1
         if not owned:
-            return False  # a forced stop already gave this task back to the queue
-        if outcome == "processed":
-            return True
+            return
         if outcome == "retried":
             self.queue.nack(task, retry_delay=self.retry_backoff.delay(task.attempts))
         else:
-            self.queue.dead_letter(task, error or "failed")
-        return False
+            self.queue.dead_letter(task, error)
 
-    def _trace_scope(self, task: Task) -> contextlib.AbstractContextManager:
-        return self.traces.resume(task.metadata, f"task {task.name}", task_id=task.id, attempt=task.attempts)
+
+class _Batch:
+    """What one consumer thread did with one lease: successes to acknowledge, counts and durations."""
+
+    __slots__ = ("done", "durations", "processed")
+
+    def __init__(self) -> None:
+        self.done: list[Task] = []
+        self.durations: list[float] = []
+        self.processed = 0

@@ -214,3 +214,55 @@ def test_a_worker_on_a_paused_queue_waits_reports_degraded_and_resumes() -> None
     wait_for(lambda: handled == ["after resume"], message="the task to be handled after resume")
     assert worker.health().status == "ok"
     stop(worker)
+
+
+class LeaseSizes(InMemoryTaskQueue):
+    """Records how many tasks each lease asked for."""
+
+    def __init__(self) -> None:
+        super().__init__(maxsize=0)
+        self.asked: list[int] = []
+
+    def consume_many(self, max_count: int, timeout: float | None = None) -> list[Task]:
+        """Note the lease size, then lease."""
+        self.asked.append(max_count)
+        return super().consume_many(max_count, timeout)
+
+
+def test_quick_handlers_lease_in_batches_and_one_slow_handler_among_them_does_not_end_that() -> None:
+    """Given quick handlers with one that stalls (as a GIL switch or page fault would), then leases stay batched."""
+    queue = LeaseSizes()
+    for n in range(300):
+        queue.publish(Task("job", n))
+    worker = run_worker(QueueWorker("w", queue, lambda task: time.sleep(0.02) if task.payload == 150 else None,
+                                    prefetch=16))
+    assert queue.wait_empty(30)
+    stop(worker)
+
+    assert queue.asked[0] == 1  # handlers are not assumed quick before they ran
+    assert 16 in queue.asked
+    after_stall = queue.asked[queue.asked.index(16):]
+    assert set(after_stall[:-1]) == {16}  # the last lease is the one the stop interrupted
+
+
+def test_handlers_that_turn_slow_make_a_thread_give_back_its_batch_and_lease_one_at_a_time() -> None:
+    """Given quick tasks then slow ones, when handlers slow down, then leases drop to one and nothing is lost."""
+    queue = LeaseSizes()
+    for n in range(200):
+        queue.publish(Task("job", n))
+    for n in range(200, 260):
+        queue.publish(Task("slow", n))
+    handled: list[int] = []
+
+    def handle(task: Task) -> None:
+        if task.name == "slow":
+            time.sleep(0.01)
+        handled.append(task.payload)
+
+    worker = run_worker(QueueWorker("w", queue, handle, prefetch=16))
+    assert queue.wait_empty(60)
+    stop(worker)
+
+    assert sorted(handled) == list(range(260))  # given-back tasks ran once, later
+    assert 16 in queue.asked and queue.asked[-3:] == [1, 1, 1]
+    assert queue.stats()["acked"] == 260

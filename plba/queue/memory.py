@@ -6,6 +6,7 @@ import collections
 import heapq
 import itertools
 import logging
+import operator
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -28,6 +29,8 @@ from plba.errors import QueueFullError
 from plba.tracing.context import inject
 
 logger = logging.getLogger("plba.queue.memory")
+
+_task_id = operator.attrgetter("id")
 
 
 class InMemoryTaskQueue(TaskQueue):
@@ -52,6 +55,8 @@ class InMemoryTaskQueue(TaskQueue):
         self._lock = threading.Lock()
         self._not_empty = threading.Condition(self._lock)
         self._not_full = threading.Condition(self._lock)
+        # Apart from _not_full so that draining waiters wake once, when empty, not at every ack.
+        self._empty = threading.Condition(self._lock)
         self._acked = 0
         self._published = 0
         self._wakeups = 0
@@ -97,24 +102,26 @@ class InMemoryTaskQueue(TaskQueue):
     def consume_many(self, max_count: int, timeout: float | None = None) -> list[Task]:
         """Lease up to `max_count` visible tasks in one go, waiting up to `timeout` for the first."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        with self._not_empty:
+        with self._lock:
             wakeups = self._wakeups
             while True:
                 if self._delayed:
                     self._promote_due()
                 if self._ready and not self._paused:
-                    leased = []
-                    for _ in range(min(max_count, len(self._ready))):
-                        task = self._ready.popleft()
-                        metadata = task.metadata
-                        metadata["attempts"] = metadata.get("attempts", 0) + 1
-                        self._in_flight[task.id] = task
-                        leased.append(task)
-                    return leased
+                    # Moved in C calls only: the interpreter never hands the GIL to another thread
+                    # in the middle, so no consumer ever waits for this lock behind a descheduled one.
+                    ready = self._ready
+                    leased = list(map(collections.deque.popleft, itertools.repeat(ready, min(max_count, len(ready)))))
+                    self._in_flight.update(zip(map(_task_id, leased), leased, strict=True))
+                    break
                 wait = self._wait_time(deadline)
                 if (wait is not None and wait <= 0) or wakeups != self._wakeups:
                     return []
                 self._not_empty.wait(wait)
+        for task in leased:  # these are this consumer's alone now
+            metadata = task.metadata
+            metadata["attempts"] = metadata.get("attempts", 0) + 1
+        return leased
 
     def ack(self, task: Task) -> None:
         """Forget a leased task: it is done."""
@@ -122,11 +129,11 @@ class InMemoryTaskQueue(TaskQueue):
 
     def ack_many(self, tasks: Iterable[Task]) -> None:
         """Forget several leased tasks at once."""
+        ids = [task.id for task in tasks]
         with self._lock:
-            for task in tasks:
-                if self._in_flight.pop(task.id, None) is not None:
-                    self._acked += 1
-            self._not_full.notify_all()
+            forgotten = list(map(self._in_flight.pop, ids, itertools.repeat(None, len(ids))))  # C calls only
+            self._acked += len(forgotten) - forgotten.count(None)
+            self._left_backlog()
 
     def nack(self, task: Task, retry_delay: float | None = None) -> None:
         """Return a leased task, visible again at once or after `retry_delay` seconds."""
@@ -157,7 +164,7 @@ class InMemoryTaskQueue(TaskQueue):
                 oldest = self._dead.pop(next(iter(self._dead)))
                 logger.warning("queue %s: more than %d dead letters; dropped the oldest, task %s (%s)",
                                self.name, self.dead_max, oldest.id, oldest.name)
-            self._not_full.notify_all()
+            self._left_backlog()
 
     def wait_empty(self, timeout: float) -> bool:
         """Wait up to `timeout` until nothing is ready, delayed or in flight; True when empty.
@@ -165,12 +172,12 @@ class InMemoryTaskQueue(TaskQueue):
         A paused queue is not drained, so it answers at once.
         """
         deadline = time.monotonic() + timeout
-        with self._not_full:
+        with self._empty:
             while self._backlog():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or self._paused:
                     return False
-                self._not_full.wait(remaining)
+                self._empty.wait(remaining)
             return True
 
     def interrupt(self) -> None:
@@ -226,13 +233,14 @@ class InMemoryTaskQueue(TaskQueue):
             store = self._dead if what == "dead" else self._ready
             removed = len(store)
             store.clear()
-            self._not_full.notify_all()
+            self._left_backlog()
         return removed
 
     def pause(self) -> None:
         """Stop consumers from leasing until `resume`; they wait without spinning."""
         with self._lock:
             self._paused = True
+            self._empty.notify_all()  # a paused queue is not drained: wait_empty answers now
 
     def resume(self) -> None:
         """Let consumers lease again, waking those that wait."""
@@ -260,6 +268,13 @@ class InMemoryTaskQueue(TaskQueue):
             return int(cursor)
         except ValueError:
             raise ValueError(f"not a dead-letter cursor of this queue: {cursor!r}") from None
+
+    def _left_backlog(self) -> None:
+        """Tasks left the backlog (the caller holds the lock): wake publishers, and drain waiters once empty."""
+        if self.maxsize:  # unbounded, no publisher ever waits
+            self._not_full.notify_all()
+        if not self._backlog():
+            self._empty.notify_all()
 
     def _backlog(self) -> int:
         return len(self._ready) + len(self._delayed) + len(self._in_flight)

@@ -28,11 +28,14 @@ class SpanContext(NamedTuple):
     @classmethod
     def new_root(cls) -> SpanContext:
         """A span that starts a new trace."""
-        return cls(_random_hex(128), _random_hex(64))
+        return cls(_random_hex(16), _random_hex(8))
 
     def child(self) -> SpanContext:
         """A new span inside this one."""
-        return SpanContext(self.trace_id, _random_hex(64), self.span_id)
+        # Inlined _random_hex(8), and tuple.__new__ skips the generated __new__'s argument
+        # handling: one child is made per task.
+        span_id = (random.getrandbits(64) or 1).to_bytes(8, "big").hex()
+        return tuple.__new__(SpanContext, (self.trace_id, span_id, self.span_id))
 
     @property
     def traceparent(self) -> str:
@@ -42,29 +45,44 @@ class SpanContext(NamedTuple):
     @classmethod
     def from_traceparent(cls, value: Any) -> SpanContext | None:
         """Parse a `traceparent` value; None when it is missing or malformed."""
-        if not isinstance(value, str) or not _TRACEPARENT.fullmatch(value):
+        if not isinstance(value, str) or len(value) != _TRACEPARENT_LENGTH:
             return None
-        trace_id, span_id = value[3:35], value[36:52]
-        if trace_id == _ZERO_TRACE or span_id == _ZERO_SPAN:  # all-zero ids are invalid in W3C
-            return None
-        return cls(trace_id, span_id)
+        return _parse_traceparent(value)
 
 
-def _random_hex(bits: int) -> str:
+_TRACEPARENT_LENGTH = 55
+
+
+# The tasks of one trace carry the same value, and a worker parses it once per task: remember the
+# last few thousand (each at most 55 characters, checked above).
+@functools.lru_cache(maxsize=4096)
+def _parse_traceparent(value: str) -> SpanContext | None:
+    if not _TRACEPARENT.fullmatch(value):
+        return None
+    trace_id, span_id = value[3:35], value[36:52]
+    if trace_id == _ZERO_TRACE or span_id == _ZERO_SPAN:  # all-zero ids are invalid in W3C
+        return None
+    return SpanContext(trace_id, span_id)
+
+
+def _random_hex(size: int) -> str:
     # Trace ids need uniqueness, not secrecy; random is several times cheaper than os.urandom,
     # and it reseeds itself in forked children. Zero is invalid in W3C Trace Context.
-    return f"{random.getrandbits(bits) or 1:0{bits // 4}x}"
+    return (random.getrandbits(size * 8) or 1).to_bytes(size, "big").hex()
 
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-_current: contextvars.ContextVar[SpanContext | None] = contextvars.ContextVar("plba_span", default=None)
+# Holds the current SpanContext, or the span being recorded (which has its context as `.context`):
+# one variable to set and reset per span instead of two.
+_current: contextvars.ContextVar[Any] = contextvars.ContextVar("plba_span", default=None)
 
 
 def current_span() -> SpanContext | None:
     """The span current in this thread or task, if any."""
-    return _current.get()
+    value = _current.get()
+    return value if value is None or type(value) is SpanContext else value.context
 
 
 @contextlib.contextmanager
@@ -96,11 +114,11 @@ def wrap(fn: Callable[P, R]) -> Callable[P, R]:
 
 def inject(metadata: MutableMapping[str, Any]) -> None:
     """Store the current trace context in task metadata, unless it already carries one."""
-    span = _current.get()
+    span = current_span()
     if span is not None and "traceparent" not in metadata:
         metadata["traceparent"] = span.traceparent
 
 
 def extract(metadata: MutableMapping[str, Any] | None) -> SpanContext | None:
     """The trace context a task carries, if any."""
-    return SpanContext.from_traceparent((metadata or {}).get("traceparent"))
+    return SpanContext.from_traceparent(metadata.get("traceparent")) if metadata else None

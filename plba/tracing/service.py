@@ -7,26 +7,34 @@ import logging
 import threading
 import time
 from collections.abc import MutableMapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from plba.contracts import HealthStatus, WorkerHealth
-from plba.tracing.context import SpanContext, _current, extract
+from plba.tracing.context import SpanContext, _current, current_span, extract
 from plba.tracing.transports import NoOpTraceTransport, TraceTransport
 
 logger = logging.getLogger("plba.tracing")
 
 
-@dataclass(slots=True)
 class Span:
-    """A span being recorded: identity, timing, attributes, messages and error."""
+    """A span being recorded: identity, timing, attributes, messages and error.
 
-    context: SpanContext
-    name: str
-    attributes: dict[str, Any]
-    started: float = field(default_factory=time.time)
-    messages: list[dict[str, Any]] = field(default_factory=list)
-    error: str | None = None
+    Its own `with` block: entering makes it current, leaving records an escaping error and hands it
+    to the service. A plain slotted class, not a dataclass or a generator-based context manager:
+    one is made for every task a worker runs.
+    """
+
+    __slots__ = ("context", "name", "attributes", "started", "messages", "error", "_service", "_token")
+
+    def __init__(self, service: TraceService, context: SpanContext, name: str, attributes: dict[str, Any]) -> None:
+        self.context = context
+        self.name = name
+        self.attributes = attributes
+        self.started = time.time()
+        self.messages: list[dict[str, Any]] = []
+        self.error: str | None = None
+        self._service = service
+        self._token: contextvars.Token[Any] | None = None
 
     def to_record(self, ended: float) -> dict[str, Any]:
         """The finished span as the record transports receive."""
@@ -43,35 +51,16 @@ class Span:
             "error": self.error,
         }
 
-
-_active: contextvars.ContextVar[Span | None] = contextvars.ContextVar("plba_active_span", default=None)
-
-
-class SpanScope:
-    """The `with` block of one span: makes it current, records an escaping error, then emits it.
-
-    A plain class rather than a generator-based context manager: it runs once per task.
-    """
-
-    __slots__ = ("_service", "_span", "_tokens")
-
-    def __init__(self, service: TraceService, context: SpanContext, name: str, attributes: dict[str, Any]) -> None:
-        self._service = service
-        self._span = Span(context, name, attributes)
-        self._tokens: tuple[Any, Any] | None = None
-
     def __enter__(self) -> Span:
-        self._tokens = (_active.set(self._span), _current.set(self._span.context))
-        return self._span
+        self._token = _current.set(self)
+        return self
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, _tb: Any) -> None:
-        assert self._tokens is not None, "__exit__ without __enter__"
-        active_token, current_token = self._tokens
-        _current.reset(current_token)
-        _active.reset(active_token)
+        assert self._token is not None, "__exit__ without __enter__"
+        _current.reset(self._token)
         if exc is not None:
-            self._span.error = f"{exc_type.__name__}: {exc}"
-        self._service.finish(self._span)
+            self.error = f"{exc_type.__name__}: {exc}"
+        self._service.finish(self)
 
 
 class TraceService:
@@ -86,33 +75,34 @@ class TraceService:
 
     @property
     def discards(self) -> bool:
-        """True when spans go nowhere (the `noop` transport): callers may skip the work of recording them."""
+        """True when spans go nowhere (`noop`, or `log` while DEBUG is off): callers may skip recording them."""
         return self.transport.discards
 
-    def trace(self, name: str, **attributes: Any) -> SpanScope:
+    def trace(self, name: str, **attributes: Any) -> Span:
         """Open a new trace (a root span) for a piece of discovered work; use it with `with`."""
-        return SpanScope(self, SpanContext.new_root(), name, attributes)
+        return Span(self, SpanContext.new_root(), name, attributes)
 
-    def span(self, name: str, **attributes: Any) -> SpanScope:
+    def span(self, name: str, **attributes: Any) -> Span:
         """Open a step inside the current span, or a new trace when none is current."""
         # The context, not the recorded span: a trace resumed without a service (use_span) nests too.
-        current = _current.get()
-        return SpanScope(self, current.child() if current else SpanContext.new_root(), name, attributes)
+        current = current_span()
+        return Span(self, current.child() if current else SpanContext.new_root(), name, attributes)
 
-    def resume(self, metadata: MutableMapping[str, Any] | None, name: str, **attributes: Any) -> SpanScope:
+    def resume(self, metadata: MutableMapping[str, Any] | None, name: str, **attributes: Any) -> Span:
         """Continue the trace carried in task metadata (or start one) with a span named `name`."""
         parent = extract(metadata)
-        return SpanScope(self, parent.child() if parent else SpanContext.new_root(), name, attributes)
+        return Span(self, parent.child() if parent else SpanContext.new_root(), name, attributes)
 
     def message(self, text: str, **attributes: Any) -> None:
         """Add a business milestone to the current span; ignored when no span is current."""
-        span = _active.get()
-        if span is not None:
+        span = _current.get()
+        if type(span) is Span:
             span.messages.append({"ts": time.time(), "message": text, "attributes": attributes})
 
     def current(self) -> Span | None:
         """The span being recorded in this context, if any."""
-        return _active.get()
+        span = _current.get()
+        return span if type(span) is Span else None
 
     def health(self) -> WorkerHealth:
         """Degraded while the transport has failed since its last success (emit, or a later export)."""
@@ -129,14 +119,12 @@ class TraceService:
 
     def finish(self, span: Span) -> None:
         """Hand a finished span to the transport; a failing transport is counted, never raised."""
-        if self.transport.discards:
+        transport = self.transport
+        if transport.discards:
             return
-        self._emit(span.to_record(time.time()))
-
-    def _emit(self, record: dict[str, Any]) -> None:
         # A transport failure must never fail the task being traced: count it and carry on.
         try:
-            self.transport.emit(record)
+            transport.emit_span(span, time.time())
         except Exception as exc:  # noqa: BLE001 - any transport error is reported through health
             with self._lock:
                 first = self.last_failure is None
@@ -146,9 +134,11 @@ class TraceService:
             if first:
                 logger.warning("trace transport failing, spans are being lost: %s", self.last_failure)
         else:
-            with self._lock:
-                recovered = self.last_failure is not None
-                self.emitted += 1
-                self.last_failure = None
-            if recovered:
-                logger.info("trace transport recovered")
+            # No lock on the way of every span: under the GIL the increment loses nothing in
+            # practice, and the count is only shown in health.
+            self.emitted += 1
+            if self.last_failure is not None:
+                with self._lock:
+                    recovered, self.last_failure = self.last_failure is not None, None
+                if recovered:
+                    logger.info("trace transport recovered")
