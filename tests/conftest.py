@@ -10,6 +10,9 @@ import pytest
 from tests.helpers import PlbaProcess, plba_env, write_distribution
 from tests.packaging import Installed, install_both
 
+# The PostgreSQL fixtures, for every test directory (imported, so pytest registers them here).
+from tests.postgres.fixtures import database_url, own_postgres, postgres_server  # noqa: F401
+
 WORKING_PLUGIN = '''
 import sys
 

@@ -7,11 +7,11 @@ import threading
 from collections.abc import Callable
 
 from plba.audit import AuditEvent
-from plba.db import Database, Migration
+from plba.db import TIME, Database, Migration
 
 COMPONENT = "audit"
 # SQLite and PostgreSQL spell an auto-numbered key differently; the number keeps events in write order.
-_TABLE = ("CREATE TABLE plba_audit ({id}, at REAL NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, "
+_TABLE = (f"CREATE TABLE plba_audit ({{id}}, at {TIME} NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, "
           "target TEXT, params TEXT NOT NULL, outcome TEXT NOT NULL, remote_addr TEXT, detail TEXT)")
 _INDEX = "CREATE INDEX plba_audit_at ON plba_audit (at)"
 MIGRATIONS = (

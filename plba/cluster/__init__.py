@@ -11,6 +11,9 @@ from typing import Any
 
 from plba.errors import ConfigError
 
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
 
 class ClusterStore(abc.ABC):
     """Shared state of a fleet, behind a small interface so backends (in-process, Redis, ...) are interchangeable.
@@ -67,15 +70,25 @@ def new_owner() -> str:
 
 
 def build_cluster_store(settings: Any) -> ClusterStore:
-    """The store `platform.cluster.url` names: in this process when empty, Redis for a redis:// URL."""
+    """The store `platform.cluster.url` names: in this process when empty, else Redis or PostgreSQL by scheme."""
     url = str(settings.get("platform.cluster.url", "") or "")
     owner = new_owner()
     if not url:
         from plba.cluster.memory import InProcessClusterStore
 
         return InProcessClusterStore(owner)
-    if url.startswith(("redis://", "rediss://", "unix://")):
+    if url.startswith(REDIS_SCHEMES):
         from plba.cluster.redis import RedisClusterStore
 
         return RedisClusterStore(url, owner)
-    raise ConfigError(f"platform.cluster.url: must be empty or a redis:// URL, not {url.split('://')[0]}://...")
+    if url.startswith(POSTGRES_SCHEMES):
+        try:
+            from plba.cluster.postgres import PostgresClusterStore
+        except ModuleNotFoundError as exc:
+            if exc.name not in ("psycopg", "psycopg_pool"):
+                raise
+            raise ConfigError("platform.cluster.url: a postgresql:// URL needs the postgres extra "
+                              "(pip install 'plba[postgres]')") from None
+        return PostgresClusterStore(url, owner)
+    raise ConfigError(f"platform.cluster.url: must be empty, a redis:// or a postgresql:// URL, "
+                      f"not {url.split('://')[0]}://...")

@@ -11,10 +11,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-from plba.db.base import Database, IntegrityError, Migration, Transaction
+from plba.db.base import TIME, Database, IntegrityError, Migration, Transaction
 from plba.errors import ConfigError
 
-__all__ = ["DEFAULT_LOCATION", "Database", "IntegrityError", "Migration", "Transaction", "database_location",
+__all__ = ["DEFAULT_LOCATION", "TIME", "Database", "IntegrityError", "Migration", "Transaction", "database_location",
            "open_database"]
 
 DEFAULT_LOCATION = "var/plba.sqlite"
@@ -27,14 +27,25 @@ def database_location(settings: Any) -> str:
 
 
 def open_database(location: str, root: str | Path | None = None) -> Database:
-    """The database at `location` (not created until first written); relative paths are under `root` or cwd."""
+    """The database at `location`: a SQLite file (created on first write; relative to `root` or cwd) or a URL."""
     if _URL.match(location):
         scheme = location.split(":", 1)[0].lower()
         if scheme in ("postgresql", "postgres"):
-            raise ConfigError("platform.database: a PostgreSQL platform database is not supported yet; "
-                              "give a file path for SQLite")
-        raise ConfigError(f"platform.database: unsupported URL scheme {scheme!r}; give a file path for SQLite")
+            return _postgres(location)
+        raise ConfigError(f"platform.database: unsupported URL scheme {scheme!r}; give a file path for SQLite "
+                          "or a postgresql:// URL")
     from plba.db.sqlite import SqliteDatabase
 
     path = Path(location).expanduser()
     return SqliteDatabase(location, path if path.is_absolute() else Path(root or Path.cwd()) / path)
+
+
+def _postgres(url: str) -> Database:
+    try:
+        from plba.db.postgres import PostgresDatabase
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("psycopg", "psycopg_pool"):
+            raise
+        raise ConfigError("platform.database: a postgresql:// URL needs the postgres extra "
+                          "(pip install 'plba[postgres]')") from None
+    return PostgresDatabase(url)

@@ -11,8 +11,12 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 from plba.errors import DatabaseError
+from plba.masking import mask_url
 
 MIGRATIONS_TABLE = "plba_migrations"
+# The column type of an epoch time in portable DDL. Not REAL, which PostgreSQL makes single precision
+# (seconds lost); SQLite gives DOUBLE PRECISION the same REAL affinity, so its files are unchanged.
+TIME = "DOUBLE PRECISION"
 
 
 class IntegrityError(DatabaseError):
@@ -86,12 +90,12 @@ class Database(ABC):
             applied: list[int] = []
             with self.transaction(write=True) as tx:
                 tx.execute(f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (component TEXT NOT NULL, "
-                           "version INTEGER NOT NULL, applied_at REAL NOT NULL, PRIMARY KEY (component, version))")
+                           f"version INTEGER NOT NULL, applied_at {TIME} NOT NULL, PRIMARY KEY (component, version))")
                 done = {row["version"] for row in
                         tx.all(f"SELECT version FROM {MIGRATIONS_TABLE} WHERE component = ?", (component,))}
                 if done and max(done) > known:
-                    raise DatabaseError(f"platform database {self.location}: its {component} schema is version "
-                                        f"{max(done)}, newer than this plba knows ({known}); upgrade plba")
+                    raise DatabaseError(f"platform database {mask_url(self.location)}: its {component} schema is "
+                                        f"version {max(done)}, newer than this plba knows ({known}); upgrade plba")
                 for migration in sorted(migrations, key=lambda m: m.version):
                     if migration.version in done:
                         continue

@@ -22,10 +22,9 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 import psycopg
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool import ConnectionPool
 
 from plba.backoff import Backoff
 from plba.contracts import (
@@ -40,7 +39,8 @@ from plba.contracts import (
     requested_ids,
 )
 from plba.errors import QueueUnavailableError
-from plba.masking import MASK, mask_url
+from plba.masking import mask_url
+from plba.postgres import UNAVAILABLE, connect_options, first_line, without_password
 from plba.queue.postgres_schema import Statements, channel_for, migrate
 from plba.queue.postgres_settings import PostgresQueueSettings
 from plba.queue.redis_support import encode
@@ -54,7 +54,6 @@ LISTEN_SLICE = 0.1
 # Acks are sent with the next lease, by the keeper within LISTEN_SLICE, or at once when this many wait.
 ACK_BATCH = 1000
 PUBLISH_CHUNK = 1000
-UNAVAILABLE = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)
 
 # A settlement waiting to be sent: (kind, row seq, task body, delay or error).
 Settlement = tuple[str, int, str, Any]
@@ -113,15 +112,7 @@ class PostgresTaskQueue(TaskQueue):
         self.sql = Statements.for_schema(schema)
         self._dsn = url
         self._connect_args: dict[str, Any] = {
-            "autocommit": True,
-            "connect_timeout": max(1, round(socket_timeout)),
-            "application_name": f"plba queue {name}"[:63],
-            # A peer that vanished without closing the socket is noticed within the socket timeout.
-            "keepalives": 1,
-            "keepalives_idle": max(1, round(socket_timeout)),
-            "keepalives_interval": 1,
-            "keepalives_count": 3,
-            "tcp_user_timeout": int(socket_timeout * 1000),
+            **connect_options(socket_timeout, f"plba queue {name}"),
             # Leasing must read the index in order, however stale the table's statistics (a burst of
             # new rows looks like a few): a sort of the whole queue per lease is what this forbids.
             "options": "-c enable_sort=off -c enable_bitmapscan=off",
@@ -144,12 +135,12 @@ class PostgresTaskQueue(TaskQueue):
                 migrate(conn, schema)
         except psycopg.ProgrammingError as exc:
             raise QueueUnavailableError(
-                f"queue {name!r}: bad PostgreSQL URL {self.url}: {_without_password(_first_line(exc), url)}"
+                f"queue {name!r}: bad PostgreSQL URL {self.url}: {without_password(first_line(exc), url)}"
             ) from None
         except psycopg.Error as exc:
             raise QueueUnavailableError(
                 f"queue {name!r}: PostgreSQL at {self.url} is unavailable while connecting: "
-                f"{_without_password(_first_line(exc), url)}"
+                f"{without_password(first_line(exc), url)}"
             ) from None
         self._pool = ConnectionPool(url, kwargs=self._connect_args, min_size=1, max_size=pool_size,
                                     timeout=socket_timeout, name=f"plba-queue-{name}", open=False)
@@ -514,7 +505,7 @@ class PostgresTaskQueue(TaskQueue):
                     next_connect = time.monotonic() + reconnect.delay(failures)
                     if failures == 1:
                         logger.warning("queue %s: cannot listen for new tasks at %s (%s); polling every %gs",
-                                       self.name, self.url, _first_line(exc), self.poll_interval)
+                                       self.name, self.url, first_line(exc), self.poll_interval)
             if listener is None:
                 self._closing.wait(LISTEN_SLICE)
             else:
@@ -522,7 +513,7 @@ class PostgresTaskQueue(TaskQueue):
                     for _ in listener.notifies(timeout=LISTEN_SLICE):
                         self._wakeups.signal()
                 except psycopg.Error as exc:
-                    logger.warning("queue %s: lost the listening connection (%s)", self.name, _first_line(exc))
+                    logger.warning("queue %s: lost the listening connection (%s)", self.name, first_line(exc))
                     self._listening = False
                     with contextlib.suppress(psycopg.Error):
                         listener.close()
@@ -580,7 +571,7 @@ class PostgresTaskQueue(TaskQueue):
         except UNAVAILABLE as exc:
             self._drop_broken_connections()
             raise QueueUnavailableError(
-                f"queue {self.name!r}: PostgreSQL at {self.url} is unavailable while {doing}: {_first_line(exc)}"
+                f"queue {self.name!r}: PostgreSQL at {self.url} is unavailable while {doing}: {first_line(exc)}"
             ) from exc
 
     def _drop_broken_connections(self) -> None:
@@ -607,23 +598,9 @@ def _task_or_none(body: Any) -> Task | None:
         return None
 
 
-def _without_password(text: str, url: str) -> str:
-    """`text` with the password of `url` masked, should a driver message quote the URL."""
-    try:
-        password = urlsplit(url).password
-    except ValueError:
-        return text
-    return text.replace(password, MASK) if password else text
-
-
 def _one_row(cursor: psycopg.Cursor[Any]) -> tuple[Any, ...]:
     """The row of a statement that always returns exactly one (an aggregate over the queue's rows)."""
     row = cursor.fetchone()
     if row is None:
         raise RuntimeError("a single-row statement returned no row")
     return row
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -23,7 +23,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from plba.errors import PlbaError
+from plba.postgres import SchemaError, migrate_component
+
+__all__ = ["MIGRATIONS", "SchemaError", "Statements", "channel_for", "check_schema_name", "migrate"]
 
 COMPONENT = "queue"
 SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,47}")
@@ -65,12 +67,6 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 
-class SchemaError(PlbaError):
-    """The database holds a newer schema than this version of plba knows, or the schema cannot be made."""
-
-    exit_code = 2
-
-
 def check_schema_name(name: str) -> str:
     """The schema name if it is a plain lower-case SQL identifier; ValueError otherwise."""
     if not SCHEMA_NAME.fullmatch(name):
@@ -79,28 +75,8 @@ def check_schema_name(name: str) -> str:
 
 
 def migrate(conn: Any, schema: str) -> int:
-    """Create or upgrade the queue's tables in `schema` on an autocommit connection; returns the version.
-
-    Concurrent starters are serialised by an advisory lock, so many processes may start at once.
-    """
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"plba.migrate.{schema}"])
-        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-        conn.execute(f'CREATE TABLE IF NOT EXISTS "{schema}".schema_versions ('
-                     "component text PRIMARY KEY, version integer NOT NULL, "
-                     "migrated_at timestamptz NOT NULL DEFAULT now())")
-        row = conn.execute(f'SELECT version FROM "{schema}".schema_versions WHERE component = %s',
-                           [COMPONENT]).fetchone()
-        current = row[0] if row else 0
-        if current > len(MIGRATIONS):
-            raise SchemaError(f"schema {schema!r} is at queue version {current}, newer than this plba knows "
-                              f"({len(MIGRATIONS)}); upgrade plba")
-        for version in range(current + 1, len(MIGRATIONS) + 1):
-            conn.execute(MIGRATIONS[version - 1].format(s=f'"{schema}"'))
-            conn.execute(f'INSERT INTO "{schema}".schema_versions (component, version) VALUES (%s, %s) '
-                         "ON CONFLICT (component) DO UPDATE SET version = excluded.version, migrated_at = now()",
-                         [COMPONENT, version])
-    return len(MIGRATIONS)
+    """Create or upgrade the queue's tables in `schema` on an autocommit connection; returns the version."""
+    return migrate_component(conn, schema, COMPONENT, MIGRATIONS)
 
 
 def channel_for(schema: str, queue: str) -> str:

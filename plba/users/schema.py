@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from plba.db import Database, Migration
+from plba.db import TIME, Database, Migration
 
 COMPONENT = "users"
 
@@ -10,14 +10,14 @@ MIGRATIONS = (
     Migration(1, (
         # id is random and new for every added user, so a removed and re-added name starts afresh.
         "CREATE TABLE plba_users (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, role TEXT NOT NULL, "
-        "password_hash TEXT NOT NULL, created_at REAL NOT NULL, updated_at REAL NOT NULL)",
+        f"password_hash TEXT NOT NULL, created_at {TIME} NOT NULL, updated_at {TIME} NOT NULL)",
         # hash: SHA-256 hex of the token; the token itself is never stored.
         "CREATE TABLE plba_tokens (id TEXT PRIMARY KEY, "
         "user_id TEXT NOT NULL REFERENCES plba_users (id) ON DELETE CASCADE, hash TEXT NOT NULL UNIQUE, "
-        "created_at REAL NOT NULL, expires_at REAL, last_used_at REAL, revoked_at REAL)",
+        f"created_at {TIME} NOT NULL, expires_at {TIME}, last_used_at {TIME}, revoked_at {TIME})",
         "CREATE INDEX plba_tokens_user ON plba_tokens (user_id)",
         # One row per failed login; rows older than the throttle window are pruned.
-        "CREATE TABLE plba_login_failures (name TEXT NOT NULL, at REAL NOT NULL)",
+        f"CREATE TABLE plba_login_failures (name TEXT NOT NULL, at {TIME} NOT NULL)",
         "CREATE INDEX plba_login_failures_name ON plba_login_failures (name, at)",
         "CREATE INDEX plba_login_failures_at ON plba_login_failures (at)",
     )),
