@@ -1,4 +1,4 @@
-"""Fixtures for the platform database and accounts tests: a database file in a temp dir, a quick hasher."""
+"""Fixtures for the platform database and accounts tests: each on SQLite and on PostgreSQL, a quick hasher."""
 
 from __future__ import annotations
 
@@ -38,10 +38,18 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "var" / "plba.sqlite"
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def location(request: pytest.FixtureRequest, db_path: Path) -> str:
+    """`platform.database` for the test: a SQLite file not created yet, or an empty PostgreSQL database."""
+    if request.param == "postgresql":
+        return request.getfixturevalue("database_url")
+    return str(db_path)
+
+
 @pytest.fixture
-def db(db_path: Path) -> Iterator[Database]:
+def db(location: str) -> Iterator[Database]:
     """The test's platform database, closed afterwards."""
-    database = open_database(str(db_path))
+    database = open_database(location)
     yield database
     database.close()
 

@@ -215,11 +215,11 @@ FAIL_LOGINS = textwrap.dedent('''
 ''')
 
 
-def test_the_throttle_holds_across_processes(db_path) -> None:
+def test_the_throttle_holds_across_processes(location: str) -> None:
     # Given a user, and another process that fails five logins for her
-    accounts = Accounts(open_database(str(db_path)), passwords=quick_passwords())
+    accounts = Accounts(open_database(location), passwords=quick_passwords())
     accounts.users.add("alice", "viewer", PASSWORD)
-    subprocess.run([sys.executable, "-c", FAIL_LOGINS, str(db_path)], check=True, timeout=60)
+    subprocess.run([sys.executable, "-c", FAIL_LOGINS, location], check=True, timeout=60)
     # When this process tries the right password, then it is throttled too
     with pytest.raises(LoginThrottled):
         accounts.users.authenticate("alice", PASSWORD)

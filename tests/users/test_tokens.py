@@ -6,7 +6,9 @@ import hashlib
 
 import pytest
 
+from plba.db import Database, open_database
 from plba.users import AccountError, Accounts, InvalidToken, Role
+from tests.users.conftest import quick_passwords
 
 PASSWORD = "correct horse battery"
 DAY = 86_400.0
@@ -19,7 +21,7 @@ def alice(accounts: Accounts) -> Accounts:
     return accounts
 
 
-def test_a_token_stands_for_its_user_and_only_its_hash_is_stored(alice: Accounts, db_path) -> None:
+def test_a_token_stands_for_its_user_and_only_its_hash_is_stored(alice: Accounts) -> None:
     # When a token is created
     new = alice.tokens.create("alice")
     # Then it is a long random string that resolves to alice with her role
@@ -28,11 +30,29 @@ def test_a_token_stands_for_its_user_and_only_its_hash_is_stored(alice: Accounts
     assert (principal.actor, principal.role, principal.via, principal.token_id) == ("alice", Role.OPERATOR, "token",
                                                                                     new.info.id)
     # And the database holds its SHA-256, never the token itself; the listing neither
-    alice.db.close()
+    stored = stored_text(alice.db)
+    assert new.secret not in stored
+    assert hashlib.sha256(new.secret.encode()).hexdigest() in stored
+    assert new.secret not in repr(new) and new.secret not in str(alice.tokens.list())
+
+
+def test_on_sqlite_no_byte_of_the_file_holds_a_token(db_path) -> None:
+    # Given a token made in a SQLite database
+    accounts = Accounts(open_database(str(db_path)), passwords=quick_passwords())
+    accounts.users.add("alice", "operator", PASSWORD)
+    new = accounts.tokens.create("alice")
+    accounts.db.close()
+    # Then the file and its journal hold the token's hash, never the token
     stored = b"".join(path.read_bytes() for path in db_path.parent.iterdir())
     assert new.secret.encode() not in stored
     assert hashlib.sha256(new.secret.encode()).hexdigest().encode() in stored
-    assert new.secret not in repr(new) and new.secret not in str(alice.tokens.list())
+
+
+def stored_text(db: Database) -> str:
+    """Every value of the users' tables, as one text."""
+    with db.transaction() as tx:
+        rows = [*tx.all("SELECT * FROM plba_tokens"), *tx.all("SELECT * FROM plba_users")]
+    return " ".join(str(value) for row in rows for value in row.values())
 
 
 def test_tokens_are_listed_with_their_state_and_last_use(alice: Accounts, clock) -> None:
