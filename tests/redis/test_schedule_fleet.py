@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import signal
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import redis
 
-from plba.cluster.redis import RedisClusterStore
-from plba.schedule import Schedule, Scheduler
 from plba.testing import wait_until
-from plba.tracing import TraceService
 from tests.helpers import PlbaProcess, plba_env, write_distribution
-from tests.schedule.support import FakeClock, Recorder, entry, tick
 
 # Written only against DESIGN.md: a routine every second that records its slot and its process in Redis.
 FLEET_PLUGIN = '''
@@ -84,41 +79,3 @@ def test_three_instances_fire_each_slot_once_also_after_one_is_killed(own_redis,
     # And the work was shared: more than one instance fired, none after it was killed
     assert len({pid for _, pid in fired}) >= 2
     assert all(slot <= killed_at for slot, pid in fired if pid == fleet[0].process.pid)
-
-
-def test_a_catch_up_after_the_whole_fleet_was_down_fires_once_across_instances(own_redis) -> None:
-    # Given a 10 s schedule last fired by the fleet at 12:00:10, then every instance down for a minute
-    url = own_redis.url
-    clock = FakeClock(datetime(2024, 5, 1, 12, 0, 5, tzinfo=UTC))
-    routine = Recorder()
-    schedule = Schedule.define("fleet.sync", routine, every=10)
-    stores = [RedisClusterStore(url, f"instance-{n}") for n in range(3)]
-    first = Scheduler([schedule], stores[0], TraceService(), clock)
-    first.start()
-    try:
-        wait_until(lambda: entry(first, "fleet.sync")["next_run"], message="a planned run")
-        tick(first, clock, seconds=5)
-        wait_until(lambda: len(routine.firings) == 1, message="the first firing")
-    finally:
-        first.stop()
-        first.join(5)
-    clock.advance(seconds=61)
-    # When three instances start at once
-    schedulers = [Scheduler([schedule], store, TraceService(), clock) for store in stores]
-    try:
-        for scheduler in schedulers:
-            scheduler.start()
-        wait_until(lambda: all(entry(s, "fleet.sync")["next_run"] for s in schedulers), message="planned runs")
-        wait_until(lambda: len(routine.firings) == 2, message="the catch-up")
-        # Then exactly one of them made the catch-up firing, for the latest missed slot
-        for scheduler in schedulers:
-            scheduler.stop()
-        assert all(scheduler.join(5) for scheduler in schedulers)
-        assert len(routine.firings) == 2
-        assert (routine.firings[1].scheduled_at - routine.firings[0].scheduled_at).total_seconds() == 60
-        assert stores[0].last_fired("fleet.sync") == routine.firings[1].scheduled_at
-    finally:
-        for scheduler in schedulers:
-            scheduler.stop()
-        for store in stores:
-            store.close()
