@@ -6,12 +6,14 @@ without the `postgres` extra never imports psycopg.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import threading
+from collections.abc import Iterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 import psycopg
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool import PoolTimeout
 
 from plba.errors import PlbaError
 from plba.masking import MASK
@@ -41,17 +43,59 @@ def connect_options(socket_timeout: float, application_name: str) -> dict[str, A
     }
 
 
-def checked_pool(url: str, options: dict[str, Any], max_size: int, timeout: float, name: str) -> ConnectionPool:
-    """A pool that connects on demand and tests each connection before lending it.
+class SmallPool:
+    """Connections made on demand and kept for reuse (at most `idle` of them), each tested before it is lent.
 
-    For parts that run a few statements a second: the test costs one round trip, and in return a
-    connection broken by a server restart is replaced before anyone sees it fail. Opening does not
-    wait for the server, so a process starts while PostgreSQL is still down.
+    For parts that run a few statements a second (the cluster store, the platform database), where
+    a waiting pool would be the wrong trade: connecting happens in the caller's thread, so a server
+    that is down fails the call at once with libpq's own reason, and a connection broken by a
+    server restart is replaced before anyone sees it fail (the test costs one round trip).
     """
-    pool = ConnectionPool(url, kwargs=options, min_size=0, max_size=max_size, timeout=timeout, name=name,
-                          check=ConnectionPool.check_connection, open=False)
-    pool.open(wait=False)
-    return pool
+
+    def __init__(self, url: str, options: dict[str, Any], idle: int) -> None:
+        self._url = url
+        self._options = options
+        self._max_idle = idle
+        self._idle: list[psycopg.Connection[Any]] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """A working connection for the block, given back afterwards unless it broke or the pool is full."""
+        conn = self._borrow()
+        try:
+            yield conn
+        finally:
+            self._give_back(conn)
+
+    def close(self) -> None:
+        """Close the idle connections; connections lent out are closed when given back."""
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+    def _borrow(self) -> psycopg.Connection[Any]:
+        while True:
+            with self._lock:
+                conn = self._idle.pop() if self._idle else None
+            if conn is None:
+                return psycopg.connect(self._url, **self._options)
+            try:
+                conn.execute("SELECT 1")
+                return conn
+            except psycopg.Error:
+                conn.close()
+
+    def _give_back(self, conn: psycopg.Connection[Any]) -> None:
+        usable = not conn.closed and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        with self._lock:
+            if usable and not self._closed and len(self._idle) < self._max_idle:
+                self._idle.append(conn)
+                return
+        conn.close()
 
 
 def migrate_component(conn: psycopg.Connection, schema: str, component: str, migrations: Sequence[str]) -> int:

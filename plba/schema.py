@@ -110,13 +110,14 @@ PLATFORM_SETTINGS: tuple[Setting, ...] = (
     Setting("platform.supervisor.exit_on_critical_failure", True, "boolean",
             "stop with exit code 1 when a critical worker is given up"),
     Setting("platform.cluster.url", "", "string",
-            "a `redis://` URL shared by a fleet: each schedule slot fires in one instance; empty: once per process"),
+            "a `redis://` or `postgresql://` URL shared by a fleet (heartbeats, slot claims): each schedule slot "
+            "fires in one instance; empty: once per process"),
     Setting("platform.cluster.heartbeat_interval", 5.0, "number",
             "seconds between heartbeats; an instance silent for three intervals leaves `GET /instances`",
             {"gt": 0, "lte": 3600}),
     Setting("platform.database", "var/plba.sqlite", "string",
             "the platform database (users, tokens, audit): a SQLite file, relative to the working directory, "
-            "created on first use", {"len_min": 1}),
+            "created on first use; or a `postgresql://` URL shared by a fleet", {"len_min": 1}),
     Setting("platform.admin.login_attempts", 5, "integer",
             "failed logins for one user within the window before logins are refused for the rest of it", {"gte": 1}),
     Setting("platform.admin.login_window", 900.0, "number", "seconds over which failed logins are counted",

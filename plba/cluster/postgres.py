@@ -27,7 +27,7 @@ from psycopg.types.json import Jsonb
 from plba.cluster import ClusterStore
 from plba.errors import PlbaError
 from plba.masking import mask_url
-from plba.postgres import UNAVAILABLE, checked_pool, connect_options, first_line, migrate_component, without_password
+from plba.postgres import UNAVAILABLE, SmallPool, connect_options, first_line, migrate_component, without_password
 
 SCHEMA = "plba"
 COMPONENT = "cluster"
@@ -114,12 +114,11 @@ class PostgresClusterStore(ClusterStore):
     down: its scheduler reports the store unavailable and its heartbeat retries until it answers.
     """
 
-    def __init__(self, url: str, owner: str, socket_timeout: float = 5.0, pool_size: int = 4) -> None:
+    def __init__(self, url: str, owner: str, socket_timeout: float = 5.0, idle_connections: int = 2) -> None:
         super().__init__(owner)
         self.url = mask_url(url)
         self._dsn = url
-        self._pool = checked_pool(url, connect_options(socket_timeout, "plba cluster"), pool_size, socket_timeout,
-                                  "plba-cluster")
+        self._pool = SmallPool(url, connect_options(socket_timeout, "plba cluster"), idle_connections)
         self._migrated = False
         self._migrate_lock = threading.Lock()
 

@@ -20,7 +20,7 @@ from psycopg.rows import dict_row
 from plba.db.base import Database, IntegrityError
 from plba.errors import DatabaseError
 from plba.masking import mask_url
-from plba.postgres import UNAVAILABLE, checked_pool, connect_options, first_line, without_password
+from plba.postgres import UNAVAILABLE, SmallPool, connect_options, first_line, without_password
 
 # Seconds to connect, and before a silent server counts as down.
 SOCKET_TIMEOUT = 10.0
@@ -48,7 +48,7 @@ def to_pyformat(sql: str) -> str:
 class PostgresDatabase(Database):
     """A PostgreSQL database named by a `postgresql://` URL; tables go to the connection's search path.
 
-    Connections come from a small pool opened on first use, so building this object needs no server.
+    Connections are made on first use and kept for reuse, so building this object needs no server.
     """
 
     dialect = "postgresql"
@@ -56,8 +56,8 @@ class PostgresDatabase(Database):
     def __init__(self, location: str) -> None:
         super().__init__(location)
         self.url = mask_url(location)
-        self._pool = checked_pool(location, {**connect_options(SOCKET_TIMEOUT, "plba platform database"),
-                                             "row_factory": dict_row}, POOL_SIZE, SOCKET_TIMEOUT, "plba-database")
+        self._pool = SmallPool(location, {**connect_options(SOCKET_TIMEOUT, "plba platform database"),
+                                          "row_factory": dict_row}, POOL_SIZE)
         self._exists = False
 
     def exists(self) -> bool:
