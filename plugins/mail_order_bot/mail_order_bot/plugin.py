@@ -59,3 +59,12 @@ def register_health(registry: RegistryScope) -> None:
     registry.add_health(f"{name}.mailbox", bot.mailbox_health, critical=True)
     registry.add_health(f"{name}.database", bot.database_health, critical=True)
     registry.add_health(f"{name}.freshness", bot.freshness_health, critical=False)
+
+
+@hookimpl
+def register_admin(admin: Any) -> None:
+    """The console's "Orders" and "Rejections" pages."""
+    from mail_order_bot import admin as pages
+    from mail_order_bot.config import BotConfig
+
+    pages.register(admin, BotConfig.from_settings(admin.runtime.settings).database)
