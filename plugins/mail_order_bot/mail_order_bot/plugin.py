@@ -14,6 +14,7 @@ from plba import hookimpl
 # For annotations only: importing them would slow `plba plugins list`.
 if TYPE_CHECKING:
     from plba import RegistryScope, Settings
+    from plba.admin import Admin
 
 logger = logging.getLogger("mail_order_bot")
 
@@ -62,7 +63,7 @@ def register_health(registry: RegistryScope) -> None:
 
 
 @hookimpl
-def register_admin(admin: Any) -> None:
+def register_admin(admin: Admin) -> None:
     """The console's "Orders" and "Rejections" pages."""
     from mail_order_bot import admin as pages
     from mail_order_bot.config import BotConfig
