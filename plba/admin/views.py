@@ -20,6 +20,7 @@ from flask import (
     send_from_directory,
     url_for,
 )
+from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException, Unauthorized
 
 from plba.actions import ActionError
@@ -83,7 +84,7 @@ def _layout_context() -> dict[str, Any]:
             "can": lambda role: bool(user and user.role.includes(Role.parse(role)))}
 
 
-def _error_page(exc: Exception) -> Response | tuple[str, int]:
+def _error_page(exc: Exception) -> ResponseReturnValue:
     if isinstance(exc, Unauthorized) and request.method == "GET":
         return redirect(url_for("console.login", next=request.full_path.rstrip("?")))
     if not isinstance(exc, HTTPException):
@@ -92,7 +93,7 @@ def _error_page(exc: Exception) -> Response | tuple[str, int]:
     return render_template("error.html", code=exc.code, message=exc.description), exc.code or 500
 
 
-def _back(default: str) -> Response:
+def _back(default: str) -> ResponseReturnValue:
     """Redirect to the page the form came from (a console path only), else `default`."""
     return redirect(security.safe_next(request.form.get("back")) if request.form.get("back") else default)
 
@@ -107,7 +108,7 @@ def _invoke(action: str, target: str | None, params: dict[str, Any], done: Calla
     flash(done(answer), "ok")
 
 
-def action_view(action: str, view: Callable[..., Response]) -> Callable[..., Response]:
+def action_view(action: str, view: Callable[..., ResponseReturnValue]) -> Callable[..., ResponseReturnValue]:
     """Mark `view` as invoking `action`, so the server's body screen checks the role before reading the form."""
     view.plba_action = action  # type: ignore[attr-defined]
     return view
@@ -138,7 +139,7 @@ def plugin_action(name: str, role: Role, view: Callable[..., Any]) -> Callable[.
 
 
 @auth.public
-def login() -> Response | tuple[str, int]:
+def login() -> ResponseReturnValue:
     """The login form; a POST checks the password (throttled) and starts a fresh session."""
     target = security.safe_next(request.values.get("next"))
     if request.method == "GET":
@@ -158,7 +159,7 @@ def login() -> Response | tuple[str, int]:
 
 
 @auth.public
-def logout() -> Response:
+def logout() -> ResponseReturnValue:
     """End the session (POST, CSRF-checked)."""
     security.end_session()
     return redirect(url_for("console.login"))
@@ -207,7 +208,7 @@ def queues() -> str:
 
 
 @auth.requires(Role.VIEWER)
-def queue(name: str) -> str:
+def queue(name: str) -> ResponseReturnValue:
     """Queue `name`'s dead tasks, one page at a time (the cursor), with retry and purge."""
     runtime = _runtime()
     try:
@@ -220,7 +221,7 @@ def queue(name: str) -> str:
     return render_template("queue.html", name=name, page=page, stats=stats, cursor=request.args.get("cursor"))
 
 
-def queue_retry(name: str) -> Response:
+def queue_retry(name: str) -> ResponseReturnValue:
     """Move the chosen dead tasks (`id`, repeated) or all of them (`all=1`) back to the queue."""
     ids = request.form.getlist("id")
     params: dict[str, Any] = {"all": True} if request.form.get("all") == "1" else {"ids": ids}
@@ -228,7 +229,7 @@ def queue_retry(name: str) -> Response:
     return _back(url_for("console.queue", name=name))
 
 
-def queue_purge(name: str) -> Response:
+def queue_purge(name: str) -> ResponseReturnValue:
     """Delete the queue's dead (or ready) tasks, once the queue's name has been typed to confirm."""
     if request.form.get("confirm") != name:
         flash(f"type the queue's name ({name}) to confirm the purge; nothing was deleted", "error")
@@ -238,7 +239,7 @@ def queue_purge(name: str) -> Response:
     return redirect(url_for("console.queue", name=name))
 
 
-def queue_pause(name: str) -> Response:
+def queue_pause(name: str) -> ResponseReturnValue:
     """Pause or resume the queue (`do=pause|resume`)."""
     action = "queues.resume" if request.form.get("do") == "resume" else "queues.pause"
     _invoke(action, name, {}, lambda answer: f"{name} {'paused' if answer['paused'] else 'resumed'}")
@@ -252,7 +253,7 @@ def schedules() -> str:
     return render_template("schedules.html", schedules=scheduler.schedules() if scheduler else [])
 
 
-def schedule_run(name: str) -> Response:
+def schedule_run(name: str) -> ResponseReturnValue:
     """Fire the schedule once now."""
     _invoke("schedules.run", name, {}, lambda answer: f"{name} fired")
     return redirect(url_for("console.schedules"))
@@ -285,7 +286,7 @@ def loggers_page() -> str:
     return render_template("loggers.html", loggers=logger_levels.levels(runtime, runtime.actions.state))
 
 
-def logger_set() -> Response:
+def logger_set() -> ResponseReturnValue:
     """Set a logger's level, reverting after the given minutes."""
     params: dict[str, Any] = {"logger": request.form.get("logger", ""), "level": request.form.get("level", "")}
     minutes = request.form.get("minutes", "")
