@@ -104,3 +104,10 @@ def bench_postgres(session: nox.Session) -> None:
     session.run("bash", "scripts/install-test-servers.sh", external=True)
     install_project(session, "procrastinate", "pgqueuer")
     session.run("python", "benchmarks/postgres_throughput.py", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def bench_admin(session: nox.Session) -> None:
+    """Console render time: the overview with 4 busy workers, 10,000 dead letters, against `/status` JSON."""
+    install_project(session)
+    session.run("python", "benchmarks/admin_render.py", *session.posargs)

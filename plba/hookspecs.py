@@ -10,6 +10,7 @@ import pluggy
 if TYPE_CHECKING:
     from flask import Blueprint
 
+    from plba.admin import Admin
     from plba.contracts import Settings
     from plba.registry import RegistryScope
     from plba.runtime import RuntimeManager
@@ -42,3 +43,8 @@ def register_health(registry: RegistryScope) -> None:
 def register_routes(blueprint: Blueprint, runtime: RuntimeManager) -> None:
     """Add HTTP endpoints to `blueprint`, a Flask blueprint mounted at `/plugins/<name>/`."""
 
+
+
+@hookspec
+def register_admin(admin: Admin) -> None:
+    """Add console pages and buttons: `admin.page(path, title, view, role)`, `admin.action(path, view, role)`."""

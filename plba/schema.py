@@ -118,6 +118,16 @@ PLATFORM_SETTINGS: tuple[Setting, ...] = (
     Setting("platform.database", "var/plba.sqlite", "string",
             "the platform database (users, tokens, audit): a SQLite file, relative to the working directory, "
             "created on first use; or a `postgresql://` URL shared by a fleet", {"len_min": 1}),
+    Setting("platform.admin.enabled", False, "boolean", "serve the admin console at `/admin/`"),
+    Setting("platform.admin.secure_cookies", False, "boolean",
+            "mark the console's cookies Secure (turn on behind a TLS proxy)"),
+    Setting("platform.admin.session_idle", 1800.0, "number",
+            "seconds without a request after which a console session ends", {"gt": 0}),
+    Setting("platform.admin.session_max", 43200.0, "number",
+            "seconds after login at which a console session ends, however busy", {"gt": 0}),
+    Setting("platform.admin.secret_key", NO_DEFAULT, "string",
+            "key signing the console's cookies (keep it in `.secrets.toml`); unset: generated once and kept in "
+            "the platform database", {"len_min": 32}),
     Setting("platform.admin.login_attempts", 5, "integer",
             "failed logins for one user within the window before logins are refused for the rest of it", {"gte": 1}),
     Setting("platform.admin.login_window", 900.0, "number", "seconds over which failed logins are counted",

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the real servers the tests talk to (Redis, Dovecot, PostgreSQL) from Debian's packages when missing.
+# Installs the real servers the tests talk to (Redis, Dovecot, PostgreSQL) and the browser the console tests drive (Chromium) from Debian's packages when missing.
 # Run as root (CI is); elsewhere it says what is missing and leaves the decision to you.
 set -euo pipefail
 
@@ -8,6 +8,8 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v dovecot >/dev/null 2>&1 || missing+=(dovecot-imapd)
 # The PostgreSQL tests run initdb and pg_ctl themselves; Debian keeps them off PATH.
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || command -v initdb >/dev/null 2>&1 || missing+=(postgresql)
+# The console's browser tests drive Debian's Chromium through Playwright (never `playwright install`).
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -47,6 +47,10 @@ def create_app(runtime: Any) -> Flask:
     app.register_blueprint(control)
     register_action_routes(app, runtime.actions)
     register_plugin_routes(app, runtime)
+    if runtime.settings.get("platform.admin.enabled", False):
+        from plba.admin import install
+
+        install(app, runtime)
     return app
 
 
@@ -334,11 +338,14 @@ def refusal_before_body(app: Flask, method: str, path: str, headers: Mapping[str
     except (HTTPException, RoutingException):  # 404, 405 or a redirect: the app's to answer
         return None
     view = app.view_functions.get(endpoint)
-    authorization = {"Authorization": headers["AUTHORIZATION"]} if "AUTHORIZATION" in headers else {}
+    credentials = {name: headers[name.upper()] for name in ("Authorization", "Cookie") if name.upper() in headers}
     # The same check the request would meet, run on its headers alone before any body byte is read.
-    with app.test_request_context(path, method=method, headers=authorization,
+    with app.test_request_context(path, method=method, headers=credentials,
                                   environ_base={"REMOTE_ADDR": remote_addr or ""}):
         try:
+            # A console session (its signed cookie) identifies the caller as a bearer token does.
+            for identify in app.extensions.get("plba.identify", ()):
+                identify()
             action = getattr(view, "plba_action", None)
             if action is not None:
                 _runtime().actions.authorize(action, HttpCaller(), arguments.get("name"))

@@ -14,6 +14,7 @@ from plba import hookimpl
 # For annotations only: importing them would slow `plba plugins list`.
 if TYPE_CHECKING:
     from plba import RegistryScope, Settings
+    from plba.admin import Admin
 
 logger = logging.getLogger("mail_order_bot")
 
@@ -59,3 +60,12 @@ def register_health(registry: RegistryScope) -> None:
     registry.add_health(f"{name}.mailbox", bot.mailbox_health, critical=True)
     registry.add_health(f"{name}.database", bot.database_health, critical=True)
     registry.add_health(f"{name}.freshness", bot.freshness_health, critical=False)
+
+
+@hookimpl
+def register_admin(admin: Admin) -> None:
+    """The console's "Orders" and "Rejections" pages."""
+    from mail_order_bot import admin as pages
+    from mail_order_bot.config import BotConfig
+
+    pages.register(admin, BotConfig.from_settings(admin.runtime.settings).database)
