@@ -30,8 +30,8 @@ from plba.actions import queues as queue_controls
 from plba.admin import security
 from plba.admin.throughput import Throughput, bar_chart
 from plba.audit import AuditEvent
+from plba.config import flatten
 from plba.control import auth
-from plba.control.app import HttpCaller
 from plba.users import InvalidLogin, LoginThrottled, Role
 
 HERE = Path(__file__).parent
@@ -101,7 +101,7 @@ def _back(default: str) -> ResponseReturnValue:
 def _invoke(action: str, target: str | None, params: dict[str, Any], done: Callable[[dict[str, Any]], str]) -> None:
     """Run `action` as the session's user through the action registry (which checks the role and audits)."""
     try:
-        answer = _runtime().actions.invoke(action, HttpCaller(), target, params)
+        answer = _runtime().actions.invoke(action, auth.HttpCaller(), target, params)
     except ActionError as exc:
         flash(exc.message, "error")
         return
@@ -272,9 +272,7 @@ def trace(trace_id: str) -> str:
 def config_page() -> str:
     """The settings in force, masked, with the layer each key came from."""
     manager = _runtime().config
-    from plba.control.app import _flatten
-
-    flat = _flatten(manager.masked())
+    flat = flatten(manager.masked())
     origins = manager.origins()
     return render_template("config.html", rows=[(key, flat[key], origins.get(key, "default")) for key in sorted(flat)])
 

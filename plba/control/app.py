@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from flask import Blueprint, Flask, Response, current_app, g, request
+from flask import Blueprint, Flask, Response, current_app, request
 from werkzeug.exceptions import BadRequest, HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import RoutingException
 
@@ -123,29 +123,13 @@ def register_action_routes(app: Flask, actions: Actions) -> None:
 
 def _action_view(action: str, success: int) -> Callable[..., Response]:
     def view(name: str | None = None) -> Response:
-        answer = _runtime().actions.invoke(action, HttpCaller(), name, _json_object)
+        answer = _runtime().actions.invoke(action, auth.HttpCaller(), name, _json_object)
         return reply(answer, success)
 
     # The action authorizes itself, so that a refusal is audited like everything else.
     view.plba_action = action  # type: ignore[attr-defined]
     view.__doc__ = f"Invoke the {action} action."
     return view
-
-
-class HttpCaller:
-    """The request as an action's caller: the bearer token decides the actor, refusals are HTTP errors."""
-
-    def __init__(self) -> None:
-        self.remote_addr = request.remote_addr
-
-    def authorize(self, role: str) -> str:
-        """Return the actor (a user's name, or `service` for the control token) when it holds `role`; else 401/403."""
-        principal = auth.require(role)
-        return principal.actor if principal is not None else self.actor_hint()
-
-    def actor_hint(self) -> str:
-        """Who the request turned out to be (also after a refusal for too small a role), else `anonymous`."""
-        return str(g.get("actor") or "anonymous")
 
 
 def register_plugin_routes(app: Flask, runtime: Any) -> None:
@@ -348,7 +332,7 @@ def refusal_before_body(app: Flask, method: str, path: str, headers: Mapping[str
                 identify()
             action = getattr(view, "plba_action", None)
             if action is not None:
-                _runtime().actions.authorize(action, HttpCaller(), arguments.get("name"))
+                _runtime().actions.authorize(action, auth.HttpCaller(), arguments.get("name"))
             else:
                 auth.require(auth.access_of(view, method))
         except HTTPException as exc:

@@ -150,3 +150,19 @@ def bearer_token(authorization: str | None) -> str | None:
     scheme, _, given = (authorization or "").partition(" ")
     given = given.strip()
     return given if scheme.lower() == "bearer" and given else None
+
+
+class HttpCaller:
+    """The request as an action's caller: the bearer token decides the actor, refusals are HTTP errors."""
+
+    def __init__(self) -> None:
+        self.remote_addr = request.remote_addr
+
+    def authorize(self, role: str) -> str:
+        """Return the actor (a user's name, or `service` for the control token) when it holds `role`; else 401/403."""
+        principal = require(role)
+        return principal.actor if principal is not None else self.actor_hint()
+
+    def actor_hint(self) -> str:
+        """Who the request turned out to be (also after a refusal for too small a role), else `anonymous`."""
+        return str(g.get("actor") or "anonymous")
