@@ -28,7 +28,7 @@ from plba.actions import instances as fleet
 from plba.actions import loggers as logger_levels
 from plba.actions import queues as queue_controls
 from plba.admin import security
-from plba.admin.throughput import Throughput, bar_chart
+from plba.admin.throughput import bar_chart
 from plba.audit import AuditEvent
 from plba.config import flatten
 from plba.control import auth
@@ -177,10 +177,8 @@ def static(filename: str) -> Response:
 def _overview_data() -> dict[str, Any]:
     runtime = _runtime()
     status = runtime.status()
-    throughput: Throughput = current_app.extensions.setdefault("plba.throughput", Throughput())
-    throughput.sample(sum(int(w.get("processed") or 0) for w in status["workers"]))
     return {"status": status, "health": runtime.health(), "instances": fleet.instances(runtime),
-            "queues": queue_controls.readings(runtime), "chart": bar_chart(throughput.series())}
+            "queues": queue_controls.readings(runtime), "chart": bar_chart(status["throughput"])}
 
 
 @auth.requires(Role.VIEWER)
