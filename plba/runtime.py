@@ -375,6 +375,12 @@ class RuntimeManager:
         """State, workers, queues, plugins and the last hour's tasks per minute as JSON-ready data."""
         workers = self.supervisor.statuses() if self.supervisor else []
         queues = {name: queue_stats(queue) for name, queue in (self.registry.queues.items() if self.registry else [])}
+        # A worker on a paused queue says so (its state stays one of DESIGN's); the queues' own
+        # readings above tell, so this costs no further trip to a broker.
+        paused = [queue for name, queue in (self.registry.queues.items() if self.registry else [])
+                  if queues[name].get("paused") is True]
+        for worker, entry in zip(self.supervisor.workers if self.supervisor else [], workers, strict=True):
+            entry["paused"] = any(getattr(worker, "queue", None) is queue for queue in paused)
         return {
             "state": self.state,
             "started_at": self.started_at,

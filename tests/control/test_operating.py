@@ -10,7 +10,7 @@ import pytest
 from plba import Task
 from plba.actions import PLATFORM_ACTIONS
 from tests.control.conftest import TOKEN, JobsPlugin, control_settings, wait_state
-from tests.helpers import wait_for
+from tests.helpers import plba_env, plba_in_process, wait_for
 
 SECRET_PAYLOAD = {"order": 7, "password": "hunter2-payload"}
 
@@ -172,11 +172,33 @@ def test_a_paused_queue_is_not_consumed_and_shows_everywhere_until_resumed(serve
     assert http.get("/queues").body["queues"]["jobs"]["paused"] is True
     assert http.get("/status").body["queues"]["jobs"]["paused"] is True
     assert "plba_queue_paused{queue=\"jobs\"} 1.0" in http.get("/metrics").text
-    health = http.get("/health").body
-    assert health["status"] == "degraded" and "paused" in str(health["components"])
     assert handler.handled == [] and plugin.queue.stats()["depth"] == 1
     assert http.post("/actions/queues/jobs/resume").body == {"queue": "jobs", "paused": False}
     wait_for(lambda: handler.handled == [{"order": 1}], message="the task handled after resume")
+
+
+def test_pausing_a_critical_workers_queue_keeps_the_instance_ready_and_says_paused(serve, isolated) -> None:
+    """Given a runtime whose only (critical) worker consumes `jobs`, when an operator pauses `jobs`.
+
+    Then health stays ok with the pause as the worker's detail, readiness stays 200, and the
+    worker's status says paused (its state stays idle); after resume the flag is gone.
+    """
+    plugin = JobsPlugin()
+    runtime, http = serve(plugin)
+    assert runtime.supervisor.workers[0].critical
+    assert http.post("/actions/queues/jobs/pause").status == 200
+    health = http.get("/health")
+    assert health.status == 200 and health.body["status"] == "ok"
+    assert "paused" in health.body["components"]["jobs-worker"]["detail"]
+    ready = http.get("/health/ready")
+    assert ready.status == 200, ready.text
+    worker = http.get("/status").body["workers"][0]
+    assert worker["paused"] is True and worker["state"] == "idle"
+    shown = plba_in_process("status", "--url", runtime.control.url, cwd=isolated, env=plba_env(COLUMNS="200"))
+    assert shown.returncode == 0 and "jobs-worker  paused" in shown.stdout, shown.stdout
+    assert http.post("/actions/queues/jobs/resume").status == 200
+    assert http.get("/status").body["workers"][0]["paused"] is False
+    assert http.get("/health/ready").status == 200
 
 
 # -- log levels --------------------------------------------------------------------------------
