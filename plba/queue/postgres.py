@@ -150,19 +150,8 @@ class PostgresTaskQueue(TaskQueue):
     def from_settings(cls, name: str, table: Any) -> PostgresTaskQueue:
         """Build the queue from its `[platform.queues.<name>]` table; fails at once without PostgreSQL."""
         settings = PostgresQueueSettings.from_table(name, table)
-        return cls(
-            name,
-            settings.url,
-            visibility_timeout=settings.visibility_timeout,
-            max_attempts=settings.max_attempts,
-            retry_backoff=Backoff(base=settings.retry_delay, cap=settings.retry_delay_max),
-            prefetch=settings.prefetch,
-            schema=settings.schema,
-            socket_timeout=settings.socket_timeout,
-            pool_size=settings.pool_size,
-            poll_interval=settings.poll_interval,
-            dead_max=settings.dead_max,
-        )
+        return cls(name, settings.url, schema=settings.schema, pool_size=settings.pool_size,
+                   poll_interval=settings.poll_interval, **settings.queue_options())
 
     # -- producing -------------------------------------------------------------------------
 

@@ -157,17 +157,7 @@ class RedisTaskQueue(TaskQueue):
     def from_settings(cls, name: str, table: Any) -> RedisTaskQueue:
         """Build the queue from its `[platform.queues.<name>]` table, without connecting (see `connect`)."""
         settings = RedisQueueSettings.from_table(name, table)
-        return cls(
-            name,
-            settings.url,
-            visibility_timeout=settings.visibility_timeout,
-            max_attempts=settings.max_attempts,
-            retry_backoff=Backoff(base=settings.retry_delay, cap=settings.retry_delay_max),
-            prefetch=settings.prefetch,
-            key_prefix=settings.key_prefix,
-            socket_timeout=settings.socket_timeout,
-            dead_max=settings.dead_max,
-        )
+        return cls(name, settings.url, key_prefix=settings.key_prefix, **settings.queue_options())
 
     # -- producing -------------------------------------------------------------------------
 
