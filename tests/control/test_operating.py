@@ -333,3 +333,27 @@ def test_a_reload_that_changes_the_log_section_applies_it(serve, isolated) -> No
         assert http.get("/loggers").body["loggers"]["root"]["level"] == "ERROR"
     finally:
         root.setLevel(before)
+
+
+def test_the_fleet_read_commands_print_tables_and_say_when_there_is_nothing(serve, isolated) -> None:
+    """Given a runtime with 2 dead letters and one audited action, then each read command prints its table.
+
+    And a queue without dead letters and an empty audit log are said in one line.
+    """
+    runtime, http, _, _ = dead_runtime(serve, tasks=2)
+    env = plba_env(COLUMNS="200")
+
+    def shown(*args: str) -> str:
+        answer = plba_in_process(*args, "--url", runtime.control.url, cwd=isolated, env=env)
+        assert answer.returncode == 0, answer.stdout + answer.stderr
+        return answer.stdout
+
+    assert shown("audit") == "no audit events yet\n"
+    assert "jobs" in shown("queues", "list") and "Queues" in shown("queues", "list")
+    dead = shown("queues", "dead", "jobs")
+    assert "Dead tasks in jobs" in dead and "cannot handle 0" in dead and "cannot handle 1" in dead
+    assert runtime.cluster.owner in shown("instances")
+    assert "plba" in shown("loggers")
+    assert http.post("/actions/queues/jobs/purge", {"what": "dead"}).body == {"removed": 2}
+    assert shown("queues", "dead", "jobs") == "no dead tasks in jobs\n"
+    assert "purge" in shown("audit")
