@@ -206,9 +206,9 @@ def test_an_unknown_path_is_404_json(serve, path) -> None:
 
 
 def test_the_token_and_other_secrets_never_appear_in_any_answer(serve, isolated: Path) -> None:
-    # Given secrets in .secrets.toml (the token, and a plugin password)
+    # Given secrets in .secrets.toml (the token, and a plugin password, next to an empty table)
     (isolated / ".secrets.toml").write_text(
-        f'[platform.control]\ntoken = "{TOKEN}"\n[jobs]\npassword = "hunter2-very-secret"\n')
+        f'[platform.control]\ntoken = "{TOKEN}"\n[jobs]\npassword = "hunter2-very-secret"\n[jobs.empty]\n')
     settings = control_settings()
     del settings["platform"]["control"]["token"]
 
