@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from plba.users import Accounts
 from tests.admin.conftest import PASSWORD, XSS, csrf_of, log_in
 
@@ -174,3 +176,14 @@ def test_bearer_tokens_do_not_open_console_pages_but_expired_and_revoked_ones_fa
     assert client.get("/status", headers={"Authorization": f"Bearer {revoked.secret}"}).status_code == 401
     active = accounts.tokens.create("admin").secret
     assert client.get("/admin/", headers={"Authorization": f"Bearer {active}"}).status_code == 302
+
+
+def test_the_workers_page_shows_a_worker_on_a_paused_queue_as_paused(console) -> None:
+    client = client_of(console)
+    log_in(client, "viewer")
+    console.registry.queues["jobs"].pause()
+    row = re.search(r"<tr><td>jobs-worker</td><td>(\w+)</td>", client.get("/admin/workers").get_data(as_text=True))
+    assert row is not None and row.group(1) == "paused"
+    console.registry.queues["jobs"].resume()
+    row = re.search(r"<tr><td>jobs-worker</td><td>(\w+)</td>", client.get("/admin/workers").get_data(as_text=True))
+    assert row is not None and row.group(1) in ("idle", "busy")
