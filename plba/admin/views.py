@@ -352,7 +352,7 @@ def user_add() -> ResponseReturnValue:
 
 
 def user_role(name: str) -> ResponseReturnValue:
-    """Give the user another role (an admin who gives up their own goes to the overview, no longer theirs)."""
+    """Give the user another role; an admin who gives up their own is sent to the overview (Users is not theirs now)."""
     answer = _invoke("users.set_role", name, {"role": request.form.get("role", "")},
                      lambda answer: f"{name} now has the {answer['role']} role")
     if answer and name == g.user.name and answer["role"] != Role.ADMIN:
@@ -372,7 +372,7 @@ def user_remove(name: str) -> ResponseReturnValue:
 
 
 def token_create(name: str) -> ResponseReturnValue:
-    """Create a token for the user and show it on this answer's page only: it is never stored or flashed."""
+    """Create a token for the user and show it on this answer's page only: never in a flash message or the cookie."""
     days = request.form.get("expires_days", "").strip()
     # Digits become a number for the action's check; anything else goes as given, for it to refuse by name.
     params = {"expires_days": int(days) if days.isdigit() and len(days) <= 9 else days or None}
