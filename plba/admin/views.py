@@ -243,11 +243,15 @@ def queue_retry(name: str) -> ResponseReturnValue:
 
 def queue_purge(name: str) -> ResponseReturnValue:
     """Delete the queue's dead (or ready) tasks, once the queue's name has been typed to confirm."""
-    if request.form.get("confirm") != name:
-        flash(f"type the queue's name ({name}) to confirm the purge; nothing was deleted", "error")
-        return redirect(url_for("console.queue", name=name))
     what = request.form.get("what", "dead")
-    _invoke("queues.purge", name, {"what": what}, lambda answer: f"{answer['removed']} {what} task(s) deleted")
+
+    def params() -> dict[str, Any]:
+        # Read after the role check, so a viewer is refused (403) whatever the form says.
+        if request.form.get("confirm") != name:
+            raise InvalidParams(f"type the queue's name ({name}) to confirm the purge; nothing was deleted")
+        return {"what": what}
+
+    _invoke("queues.purge", name, params, lambda answer: f"{answer['removed']} {what} task(s) deleted")
     return redirect(url_for("console.queue", name=name))
 
 
