@@ -43,7 +43,7 @@ def _action(summary: str, code: str, schema: dict[str, Any], body: dict[str, Any
 
 
 ACTION_ERRORS = {
-    "404": _json(ERROR, "No such target (queue, logger, instance, schedule)."),
+    "404": _json(ERROR, "No such target (queue, logger, instance, schedule, user, token)."),
     "409": _json(ERROR, "Not possible in the current state, or not supported by the target."),
     "422": _json(ERROR, "Well formed, but cannot be applied (an invalid new configuration: `problems`)."),
 }

@@ -99,6 +99,9 @@ def test_purge_is_for_admins_and_needs_the_queue_name(console) -> None:
     log_in(client, "operator")
     token = csrf_of(client.get("/admin/queues/jobs").get_data(as_text=True))
     assert client.post("/admin/queues/jobs/purge", data={"confirm": "jobs", "csrf_token": token}).status_code == 403
+    # The role comes before the typed confirmation: a wrong or missing one is refused the same way.
+    assert client.post("/admin/queues/jobs/purge", data={"confirm": "nope", "csrf_token": token}).status_code == 403
+    assert client.post("/admin/queues/jobs/purge", data={"csrf_token": token}).status_code == 403
     admin = client_of(console)
     log_in(admin, "admin")
     token = csrf_of(admin.get("/admin/queues/jobs").get_data(as_text=True))

@@ -52,7 +52,9 @@ def test_every_action_declares_the_role_design_gives_it() -> None:
     roles = {action.name: action.role for action in PLATFORM_ACTIONS}
     assert roles == {"stop": "operator", "start": "operator", "reload": "operator", "loggers": "operator",
                      "queues.requeue": "operator", "queues.purge": "admin", "queues.pause": "operator",
-                     "queues.resume": "operator", "schedules.run": "operator", "instances.stop": "operator"}
+                     "queues.resume": "operator", "schedules.run": "operator", "instances.stop": "operator",
+                     "users.add": "admin", "users.set_role": "admin", "users.remove": "admin",
+                     "tokens.create": "admin", "tokens.revoke": "admin"}
 
 
 def test_every_action_has_its_route_on_the_control_plane(serve) -> None:
