@@ -302,7 +302,8 @@ def logger_set() -> ResponseReturnValue:
     """Set a logger's level, reverting after the given minutes."""
     params: dict[str, Any] = {"logger": request.form.get("logger", ""), "level": request.form.get("level", "")}
     minutes = request.form.get("minutes", "")
-    if minutes.isdigit() and int(minutes) > 0:
+    # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
+    if minutes.isascii() and minutes.isdigit() and int(minutes) > 0:
         params["revert_after"] = int(minutes) * 60
     _invoke("loggers", None, params, lambda answer: f"{params['logger']} set to {params['level']}")
     return redirect(url_for("console.loggers_page"))
@@ -377,7 +378,7 @@ def token_create(name: str) -> ResponseReturnValue:
     """Create a token for the user and show it on this answer's page only: never in a flash message or the cookie."""
     days = request.form.get("expires_days", "").strip()
     # Digits become a number for the action's check; anything else goes as given, for it to refuse by name.
-    params = {"expires_days": int(days) if days.isdigit() and len(days) <= 9 else days or None}
+    params = {"expires_days": int(days) if days.isascii() and days.isdigit() and len(days) <= 9 else days or None}
     answer = _invoke("tokens.create", name, params,
                      lambda answer: f"created token {answer['id']} for {name}; copy it now, it is shown only once")
     if answer is None:

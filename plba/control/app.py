@@ -285,7 +285,8 @@ def _limit(default: int, maximum: int) -> int:
     given = request.args.get("limit")
     if given is None:
         return default
-    if not given.isdigit() or not 1 <= int(given) <= maximum:
+    # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
+    if not (given.isascii() and given.isdigit()) or not 1 <= int(given) <= maximum:
         raise BadRequest(f"limit must be a whole number from 1 to {maximum}, not {given[:20]!r}")
     return int(given)
 

@@ -35,6 +35,15 @@ SIZE_DETAIL = re.compile(r"exceeds max_(body|header) of (\d+)")
 # for at most this long and this much, so that closing does not reset the connection under it.
 LINGER_SECONDS = 2.0
 LINGER_BYTES = 1024 * 1024
+# What every answer the server writes itself carries, on the API and the console alike: JSON that
+# nothing may run a script from, frame, sniff as another type, cache or follow with a referrer.
+SAFE_HEADERS = (
+    ("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"),
+    ("X-Frame-Options", "DENY"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Cache-Control", "no-store"),
+    ("Referrer-Policy", "same-origin"),
+)
 
 
 class Refusal(Error):
@@ -75,7 +84,8 @@ class JsonErrorTask(ErrorTask):
         error = self.request.error
         body = json.dumps({"error": describe(error)}).encode()
         self.status = f"{error.code} {error.reason}"
-        self.response_headers.extend([("Content-Type", "application/json"), *getattr(error, "headers", ())])
+        self.response_headers.extend([("Content-Type", "application/json"), *SAFE_HEADERS,
+                                      *getattr(error, "headers", ())])
         self.set_close_on_finish()
         self.channel.linger_on_close = True
         self.content_length = len(body)

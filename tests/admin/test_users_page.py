@@ -219,7 +219,7 @@ def test_garbage_gets_one_line_and_never_a_server_error(site, accounts: Accounts
         ("/admin/users/tokens/nope/revoke", {}),
         (f"/admin/users/tokens/{'z' * 3000}/revoke", {}),
         *[("/admin/users/viewer/tokens", {"expires_days": days})
-          for days in ("abc", "0", "-1", "1e400", "9" * 5000, "3651", "1.5")],
+          for days in ("abc", "0", "-1", "1e400", "9" * 5000, "3651", "1.5", "²", "١٢")],
     ]
     for path, form in cases:
         answer = post(admin, path, form)

@@ -77,6 +77,14 @@ def test_waitress_errors_are_json_with_their_status_and_repeat_nothing_of_the_re
     assert message in json.loads(body)["error"]
     assert b"s3cr3t" not in body and TOKEN.encode() not in body
     assert headers["connection"].lower() == "close"
+    assert_safe_headers(headers)
+
+
+def assert_safe_headers(headers: dict[str, str]) -> None:
+    """The headers every answer of the server's own carries (a console path's too)."""
+    assert headers["content-security-policy"] == "default-src 'none'; frame-ancestors 'none'"
+    assert headers["x-frame-options"] == "DENY" and headers["x-content-type-options"] == "nosniff"
+    assert headers["cache-control"] == "no-store" and headers["referrer-policy"] == "same-origin"
 
 
 def test_an_unauthenticated_body_is_refused_from_its_headers_without_inviting_it(serve) -> None:
@@ -90,6 +98,7 @@ def test_an_unauthenticated_body_is_refused_from_its_headers_without_inviting_it
     assert code == 401
     assert headers["www-authenticate"].lower().startswith("bearer")
     assert "Authorization: Bearer" in json.loads(body)["error"]
+    assert_safe_headers(headers)
     # And the runtime was not stopped
     assert runtime.state != "stopping" and runtime.state != "stopped"
 
