@@ -14,6 +14,14 @@ from plba.tracing.context import current_span
 
 PLAIN_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s%(trace_suffix)s"
 
+# Control characters as a text line shows them: a logged value (a request path, a mail's
+# Message-ID) can then neither start a forged line of its own nor send escape sequences to the
+# terminal that tails the log. C0 and DEL, and C1, which some terminals obey too (0x9b is CSI).
+_CONTROLS = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7f, *range(0x80, 0xa0))}
+_CONTROLS.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"})
+# In a traceback, line breaks and indentation are its own.
+_TRACEBACK_CONTROLS = {code: text for code, text in _CONTROLS.items() if chr(code) not in "\n\t"}
+
 
 # Attributes every LogRecord has; anything else on a record came from `extra=` and goes into JSON lines.
 _RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
@@ -75,6 +83,24 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, default=str)
 
 
+class TextFormatter(logging.Formatter):
+    """The plain and rich formats: one line a record, control characters in what was logged shown escaped."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        r"""The line, with the message's control characters escaped (`\n`, `\x1b`)."""
+        record.message = record.message.translate(_CONTROLS)
+        return super().formatMessage(record)
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The line, then any traceback or stack on its own lines with other control characters escaped.
+
+        Escaped here rather than in `formatException`: another handler may have cached the
+        record's traceback text already.
+        """
+        line, newline, rest = super().format(record).partition("\n")
+        return line + newline + rest.translate(_TRACEBACK_CONTROLS)
+
+
 def configure_logging(level: str = "INFO", fmt: str = "auto", stream: Any = None) -> None:
     """Install one handler on the root logger in the chosen format, replacing earlier ones we made."""
     stream = stream or sys.stderr
@@ -107,8 +133,8 @@ def _handler(fmt: str, stream: Any) -> logging.Handler:
         from rich.logging import RichHandler
 
         handler: logging.Handler = RichHandler(console=Console(file=stream), show_path=False)
-        handler.setFormatter(logging.Formatter("%(message)s%(trace_suffix)s"))
+        handler.setFormatter(TextFormatter("%(message)s%(trace_suffix)s"))
         return handler
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(PLAIN_FORMAT))
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter(PLAIN_FORMAT))
     return handler
