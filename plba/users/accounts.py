@@ -183,15 +183,13 @@ class Users:
         failure the same way, so neither the answer nor its timing tells whether the user exists.
         A successful login clears the failures and upgrades a hash made with old parameters.
         """
-        wait = self.retry_after(name)
-        if wait:
-            raise LoginThrottled(wait)
-        row = self._row(name) if NAME.fullmatch(name) else None
+        counted = NAME.fullmatch(name) is not None
+        if counted:
+            self._begin_attempt(name)
+        row = self._row(name) if counted else None
         matches = self.passwords.verify(row["password_hash"] if row else None, password)
         if row is None or not matches:
-            if NAME.fullmatch(name):
-                self._record_failure(name)
-            raise InvalidLogin()
+            raise InvalidLogin()  # the attempt's row stays, as the failure
         if self.passwords.needs_rehash(row["password_hash"]):
             self._update(name, "password_hash = ?", self.passwords.hash(password))
         with self.db.transaction(write=True) as tx:
@@ -202,21 +200,37 @@ class Users:
         """Seconds until a login for `name` is allowed again; 0 when it is allowed now."""
         if not self._ready():
             return 0
-        now = self.clock()
+        return self._wait(name, self.clock(), self.throttle.attempts)
+
+    def _wait(self, name: str, now: float, failures: int) -> int:
+        """Seconds until the `failures`-th newest failure for `name` leaves the window; 0 with fewer in it."""
         with self.db.transaction() as tx:
             rows = tx.all("SELECT at FROM plba_login_failures WHERE name = ? AND at > ? ORDER BY at DESC LIMIT ?",
-                          (name, now - self.throttle.window, self.throttle.attempts))
-        if len(rows) < self.throttle.attempts:
+                          (name, now - self.throttle.window, failures))
+        if len(rows) < failures:
             return 0
-        # Allowed again once the oldest of the last `attempts` failures leaves the window.
         return max(1, math.ceil(rows[-1]["at"] + self.throttle.window - now))
 
-    def _record_failure(self, name: str) -> None:
+    def _begin_attempt(self, name: str) -> None:
+        """Count this login as a failed one before its password is checked; LoginThrottled when over the limit.
+
+        The row is committed first and the count read after: of logins racing for one name, the
+        k-th to commit counts at least k rows, so no more than `attempts` reach a password check
+        however many arrive at once (threads, processes, machines sharing the database).
+        """
         now = self.clock()
+        attempt = secrets.token_hex(8)
         self._ready(write=True)
         with self.db.transaction(write=True) as tx:
             tx.execute("DELETE FROM plba_login_failures WHERE at <= ?", (now - self.throttle.window,))
-            tx.execute("INSERT INTO plba_login_failures (name, at) VALUES (?, ?)", (name, now))
+            tx.execute("INSERT INTO plba_login_failures (name, at, attempt) VALUES (?, ?, ?)", (name, now, attempt))
+        # This attempt is one of the rows: it is refused when `attempts` failures came before it.
+        wait = self._wait(name, now, self.throttle.attempts + 1)
+        if wait:
+            # A refused login is no failure: the wait stays that of the failures before it.
+            with self.db.transaction(write=True) as tx:
+                tx.execute("DELETE FROM plba_login_failures WHERE attempt = ?", (attempt,))
+            raise LoginThrottled(wait)
 
 
 def user_from_row(row: dict[str, Any]) -> User:

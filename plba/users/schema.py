@@ -28,6 +28,12 @@ MIGRATIONS = (
         f"created_at {TIME} NOT NULL, seen_at {TIME} NOT NULL)",
         "CREATE INDEX plba_sessions_user ON plba_sessions (user_id)",
     )),
+    Migration(3, (
+        # A login counts itself as a failure before its password is checked; attempt: its random
+        # id, so that a login refused by the throttle takes back its own row and no other.
+        "ALTER TABLE plba_login_failures ADD COLUMN attempt TEXT",
+        "CREATE INDEX plba_login_failures_attempt ON plba_login_failures (attempt)",
+    )),
 )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import threading
 
 import pytest
 from argon2 import PasswordHasher
@@ -20,6 +21,7 @@ from plba.users import (
     Passwords,
     Role,
 )
+from tests.helpers import wait_for
 from tests.users.conftest import quick_passwords
 
 PASSWORD = "correct horse battery"
@@ -205,6 +207,53 @@ def test_the_throttle_follows_its_settings(db, clock) -> None:
     with pytest.raises(LoginThrottled) as refused:
         accounts.users.authenticate("alice", PASSWORD)
     assert refused.value.retry_after == 60
+
+
+class HeldHasher(PasswordHasher):
+    """A quick hasher whose verifications wait until released, so that logins pile up at the password check."""
+
+    def __init__(self) -> None:
+        super().__init__(time_cost=1, memory_cost=1024, parallelism=1)
+        self.release = threading.Event()
+        self.held: list[str] = []
+
+    @property
+    def waiting(self) -> int:
+        """How many verifications have begun."""
+        return len(self.held)
+
+    def verify(self, hash, password) -> bool:  # noqa: A002 - argon2's parameter name
+        """Wait for the release, then verify."""
+        self.held.append(hash)
+        self.release.wait(30)
+        return super().verify(hash, password)
+
+
+def test_logins_arriving_at_once_get_no_more_password_checks_than_the_throttle_allows(db) -> None:
+    # Given a user, and twelve wrong logins for her arriving together while every password check is slow
+    hasher = HeldHasher()
+    accounts = Accounts(db, passwords=Passwords(hasher))
+    accounts.users.add("alice", "viewer", PASSWORD)
+    outcomes: list[str] = []
+
+    def attempt() -> None:
+        try:
+            accounts.users.authenticate("alice", "wrong password!")
+        except (InvalidLogin, LoginThrottled) as exc:
+            outcomes.append(type(exc).__name__)
+
+    threads = [threading.Thread(target=attempt) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    # When every attempt has either reached the password check or been refused
+    wait_for(lambda: hasher.waiting + len(outcomes) == 12, message="every attempt checked or refused")
+    hasher.release.set()
+    for thread in threads:
+        thread.join(30)
+    # Then at most five were checked (and failed); the others were throttled without a check
+    assert hasher.waiting <= 5
+    assert outcomes.count("InvalidLogin") == hasher.waiting
+    assert outcomes.count("LoginThrottled") == 12 - hasher.waiting
 
 
 FAIL_LOGINS = textwrap.dedent('''
