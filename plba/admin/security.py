@@ -13,6 +13,7 @@ from __future__ import annotations
 import secrets
 from datetime import timedelta
 from typing import Any
+from urllib.parse import unquote
 
 from flask import Flask, current_app, g, request, session
 from flask_wtf.csrf import CSRFProtect
@@ -106,5 +107,9 @@ def safe_next(target: str | None) -> str:
     default = PREFIX + "/"
     if not target or not target.startswith(PREFIX + "/") or "\\" in target or "//" in target \
             or any(ord(c) < 32 for c in target):
+        return default
+    # A browser resolves `.` and `..` segments (%2e%2e too), which would lead out of /admin/.
+    path = target.split("?", 1)[0].split("#", 1)[0]
+    if any(segment in (".", "..") for segment in unquote(path).split("/")):
         return default
     return target

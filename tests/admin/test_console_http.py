@@ -133,7 +133,8 @@ def test_five_failures_throttle_with_retry_after_the_same_for_unknown_users(cons
 
 def test_login_never_redirects_off_site(console) -> None:
     for target in ("https://evil.example/", "//evil.example/", "/\\evil.example", "/admin//evil.example",
-                   "javascript:alert(1)", "/status"):
+                   "javascript:alert(1)", "/status", "/admin/../status", "/admin/%2e%2E/status",
+                   "/admin/queues/./../../x"):
         client = client_of(console)
         token = csrf_of(client.get("/admin/login").get_data(as_text=True))
         answer = client.post("/admin/login", data={"username": "viewer", "password": PASSWORD,
