@@ -112,6 +112,15 @@ class _PostgresTransaction:
 
     def _run(self, sql: str, params: Sequence[Any]) -> psycopg.Cursor[Any]:
         try:
-            return self._connection.execute(to_pyformat(sql), tuple(params))
+            return self._connection.execute(to_pyformat(sql), tuple(_storable(value) for value in params))
         except psycopg.Error as exc:
             raise self._database.error(exc) from None
+
+
+def _storable(value: Any) -> Any:
+    """`value`, with each NUL of a string as U+FFFD: PostgreSQL text cannot hold NUL, which SQLite stores.
+
+    A NUL comes from what a client sent (a user name in a path, an audited target): looked up, it
+    then finds nothing, and kept, it stays readable, where it would fail the whole statement.
+    """
+    return value.replace("\x00", "\ufffd") if isinstance(value, str) and "\x00" in value else value

@@ -10,13 +10,17 @@ import stat
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
 
+from plba.audit import AuditEvent
+from plba.audit.database import DatabaseAuditStore
 from plba.db import Database, IntegrityError, Migration, open_database
 from plba.errors import ConfigError, DatabaseError
 from plba.masking import MASK
+from plba.users import Accounts
 
 NOTES = (Migration(1, ("CREATE TABLE notes (id TEXT PRIMARY KEY, body TEXT NOT NULL)",)),)
 NOTES_V2 = (*NOTES, Migration(2, ("ALTER TABLE notes ADD COLUMN author TEXT",)))
@@ -179,3 +183,15 @@ def test_processes_starting_together_on_a_new_database_migrate_once_and_lose_no_
     database.close()
     # Each write saw every earlier one: the counts read inside the write transactions are 0..399.
     assert sorted(int(row["body"]) for row in rows) == list(range(400))
+
+
+def test_a_nul_a_client_sent_finds_nothing_and_is_kept_readable(db: Database) -> None:
+    # Given the users and the audit log of a database (PostgreSQL text cannot hold NUL; SQLite can)
+    accounts = Accounts(db)
+    store = DatabaseAuditStore(lambda: db)
+    # When a name with a NUL is looked up, and an event naming it is kept
+    found = accounts.users.get("ad\x00min"), accounts.tokens.list()
+    store.append(AuditEvent(time.time(), "anonymous", "users.remove", "ad\x00min", {}, "refused", None, None))
+    # Then nothing is found, and the event is there, its target readable
+    assert found == (None, [])
+    assert store.recent(1)[0].target in ("ad\x00min", "ad\ufffdmin")
