@@ -24,7 +24,7 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException, Unauthorized
 
-from plba.actions import ActionError, InvalidParams
+from plba.actions import FAILED, OK, REFUSED, ActionError, InvalidParams
 from plba.actions import instances as fleet
 from plba.actions import loggers as logger_levels
 from plba.actions import queues as queue_controls
@@ -127,24 +127,33 @@ def action_view(action: str, view: Callable[..., ResponseReturnValue]) -> Callab
 
 
 def plugin_action(name: str, role: Role, view: Callable[..., Any]) -> Callable[..., Any]:
-    """A plugin's POST handler: role-checked, then audited once with the user as actor."""
+    """A plugin's POST handler: role-checked, then audited once with the user as actor (a refusal too)."""
     def handler(**kwargs: Any) -> Any:
-        principal = auth.require(role)
+        try:
+            principal = auth.require(role)
+        except HTTPException as exc:
+            _audit_plugin_action(name, str(g.get("actor") or "anonymous"), REFUSED, exc.description)
+            raise
         actor = principal.actor if principal else "anonymous"
-        outcome, detail = "ok", None
+        outcome, detail = OK, None
         try:
             return view(**kwargs)
         except Exception as exc:
-            outcome, detail = "failed", f"{type(exc).__name__}: {exc}"
+            outcome, detail = FAILED, f"{type(exc).__name__}: {exc}"
             raise
         finally:
-            _runtime().actions.audit.write(AuditEvent(time.time(), actor, f"admin.{name}", request.path,
-                                                      {}, outcome, request.remote_addr, detail))
+            _audit_plugin_action(name, actor, outcome, detail)
 
     handler.__name__ = view.__name__
     handler.__doc__ = view.__doc__
-    handler.plba_access = auth.Access(role)  # type: ignore[attr-defined]
+    # Any logged-in user gets as far as the handler, which checks `role` itself so that a refusal is audited.
+    handler.plba_access = auth.Access(Role.VIEWER)  # type: ignore[attr-defined]
     return handler
+
+
+def _audit_plugin_action(name: str, actor: str, outcome: str, detail: str | None) -> None:
+    _runtime().actions.audit.write(AuditEvent(time.time(), actor, f"admin.{name}", request.path, {}, outcome,
+                                              request.remote_addr, detail))
 
 
 # -- login -------------------------------------------------------------------------------------

@@ -53,6 +53,9 @@ def test_hook_register_admin(serve, accounts) -> None:
     assert "rebuilt 0 &lt;b&gt;times&lt;/b&gt;" in page
     token = csrf_of(page)
     assert client.post("/admin/plugins/report/rebuild", data={"csrf_token": token}).status_code == 403
+    refused = runtime.actions.audit.recent(1)[0]
+    assert (refused.actor, refused.action, refused.outcome) == ("viewer", "admin.report.rebuild", "refused")
+    assert plugin.rebuilt == 0
     operator = runtime.control.app.test_client()
     log_in(operator, "operator")
     assert operator.post("/admin/plugins/report/rebuild").status_code == 400
