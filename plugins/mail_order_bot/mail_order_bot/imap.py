@@ -8,9 +8,9 @@ import re
 import select
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
-from imap_tools import BaseMailBox, MailBox, MailBoxUnencrypted
+from imap_tools import AND, BaseMailBox, H, MailBox, MailBoxUnencrypted
 from imap_tools.errors import ImapToolsError, MailboxLoginError
 
 from mail_order_bot.mailboxes import ImapSettings, MailboxAuthError, MailboxClient, MailboxError
@@ -95,6 +95,30 @@ class ImapMailbox(MailboxClient):
                 self._rejects_ready = True
             box.move(key, folder)
 
+    def restore(self, message_id: str) -> int:
+        """In the rejects folder: find by HEADER Message-ID, clear Seen, then MOVE back to the folder.
+
+        Seen is cleared while the message is still in the rejects folder, where its UID is known;
+        after the move it has a new UID in the folder, and arrives there unseen.
+        """
+        s = self.settings
+        with self._guard("restore") as box:
+            if not box.folder.exists(s.rejects_folder):
+                return 0
+            box.folder.set(s.rejects_folder)
+            try:
+                # HEADER search matches substrings: only an exact Message-ID counts.
+                uids = [msg.uid for msg in box.fetch(AND(header=H("Message-ID", message_id)), mark_seen=False,
+                                                     headers_only=True, bulk=True)
+                        if msg.uid and _header(msg.headers, "message-id") == message_id]
+                if uids:
+                    typ, data = box.client.uid("STORE", ",".join(uids), "-FLAGS.SILENT", r"(\Seen)")
+                    _expect_ok(typ, data, "store")
+                    box.move(uids, s.folder)
+            finally:
+                box.folder.set(s.folder)
+        return len(uids)
+
     def wait_for_mail(self, timeout: float, stop: threading.Event) -> bool:
         """IMAP IDLE for up to `timeout` seconds; True when the server announced new mail."""
         with self._guard("idle") as box:
@@ -138,6 +162,11 @@ class ImapMailbox(MailboxClient):
             # The connection is in an unknown state: drop it so the next call starts clean.
             self.close()
             raise MailboxError(f"{self.description}: {action} failed: {_describe(exc)}") from None
+
+
+def _header(headers: Mapping[str, tuple[str, ...]], name: str) -> str:
+    values = headers.get(name) or ("",)
+    return values[0].strip()
 
 
 def _expect_ok(typ: str, data: list, action: str) -> None:
