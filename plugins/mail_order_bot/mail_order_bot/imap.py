@@ -6,6 +6,7 @@ import contextlib
 import imaplib
 import re
 import select
+import ssl
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -58,14 +59,19 @@ class ImapMailbox(MailboxClient):
 
     def size(self, key: str) -> int | None:
         """RFC822.SIZE, which the server reports without sending the message."""
-        with self._guard("fetch size") as box:
-            typ, data = box.client.uid("FETCH", key, "(RFC822.SIZE)")
-        _expect_ok(typ, data, "fetch size")
-        for item in data:
-            line = item[0] if isinstance(item, tuple) else item
-            if isinstance(line, bytes) and (found := SIZE.search(line)):
-                return int(found.group(1))
-        return None  # no FETCH response: the UID is gone
+        for sync in (False, True):
+            with self._guard("fetch size") as box:
+                if sync:
+                    # This session may not know the UID yet (the mail came after its last command,
+                    # e.g. moved back from the rejects folder): NOOP syncs its view, then ask again.
+                    box.client.noop()
+                typ, data = box.client.uid("FETCH", key, "(RFC822.SIZE)")
+            _expect_ok(typ, data, "fetch size")
+            for item in data:
+                line = item[0] if isinstance(item, tuple) else item
+                if isinstance(line, bytes) and (found := SIZE.search(line)):
+                    return int(found.group(1))
+        return None  # no FETCH response, even after a sync: the UID is gone
 
     def read(self, key: str, offset: int, length: int) -> bytes:
         """A partial fetch, BODY.PEEK[]<offset.length>, which leaves the Seen flag alone."""
@@ -139,10 +145,13 @@ class ImapMailbox(MailboxClient):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
-            # Short select slices keep a stop prompt; a dropped connection shows up as EOF here.
-            readable, _, _ = select.select([box.client.sock], [], [], min(0.25, remaining))
-            if not readable:
-                continue
+            # Short select slices keep a stop prompt; a dropped connection shows up as EOF here. Lines
+            # already buffered come first: one segment can carry several (`* 1 EXPUNGE`, `* 0 RECENT`,
+            # then `* 1 EXISTS`), and select() sees only what is still in the socket.
+            if not _buffered(box):
+                readable, _, _ = select.select([box.client.sock], [], [], min(0.25, remaining))
+                if not readable:
+                    continue
             line = box.client._get_line()
             if line.startswith(b"* BYE"):
                 raise MailboxError(f"server closed the connection: {line.decode(errors='replace')}")
@@ -162,6 +171,19 @@ class ImapMailbox(MailboxClient):
             # The connection is in an unknown state: drop it so the next call starts clean.
             self.close()
             raise MailboxError(f"{self.description}: {action} failed: {_describe(exc)}") from None
+
+
+def _buffered(box: BaseMailBox) -> bool:
+    """Whether the connection holds unread data (in imaplib's buffer or TLS's), checked without blocking."""
+    sock = box.client.sock
+    timeout = sock.gettimeout()
+    sock.settimeout(0)
+    try:
+        return bool(box.client.file.peek(1))
+    except ssl.SSLWantReadError:
+        return False  # TLS without data to read yet
+    finally:
+        sock.settimeout(timeout)
 
 
 def _header(headers: Mapping[str, tuple[str, ...]], name: str) -> str:
