@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import imaplib
+import io
 import re
 import select
 import ssl
@@ -176,10 +177,12 @@ class ImapMailbox(MailboxClient):
 def _buffered(box: BaseMailBox) -> bool:
     """Whether the connection holds unread data (in imaplib's buffer or TLS's), checked without blocking."""
     sock = box.client.sock
+    file = box.client.file
+    assert isinstance(file, io.BufferedReader), "imaplib reads through sock.makefile('rb')"
     timeout = sock.gettimeout()
     sock.settimeout(0)
     try:
-        return bool(box.client.file.peek(1))
+        return bool(file.peek(1))
     except ssl.SSLWantReadError:
         return False  # TLS without data to read yet
     finally:
