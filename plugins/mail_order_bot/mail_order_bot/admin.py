@@ -28,24 +28,32 @@ def register(admin: Any, config: BotConfig) -> None:
     def rejections() -> str:
         return admin.render("mail_order_bot/rejections.html", rejections=find_rejections(database))
 
-    def retry_rejection() -> Response:
-        message_id = request.form.get("message_id", "").strip()
-        if not message_id or len(message_id) > 2000:
+    def retry_rejections() -> Response:
+        # One `message_id` per rejection: the row's button sends one, "Retry all shown" every retryable row.
+        message_ids = [value.strip() for value in request.form.getlist("message_id")[:PAGE] if value.strip()]
+        if not message_ids or any(len(value) > 2000 for value in message_ids):
             abort(400, "the form gives no Message-ID to retry")
+        done, failed = [], []
         store = OrderStore(database)
         try:
-            done = retry(store, config.mailbox(), message_id)
-        except RetryError as exc:
-            # Raised on, so the audit event says "failed" and why; the console shows the line.
-            abort(409, str(exc))
+            for message_id in message_ids:
+                try:
+                    done.append(retry(store, config.mailbox(), message_id))
+                except RetryError as exc:
+                    failed.append(str(exc))
         finally:
             store.close()
-        flash(done, "ok")
+        if failed:
+            # Raised on, so the audit event says "failed" and why; the console shows the line.
+            more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+            abort(409, (f"{len(done)} retried; " if done else "") + failed[0] + more)
+        flash(done[0] if len(done) == 1 else f"{len(done)} rejections retried: their mails are back in the inbox, "
+              f"unseen; the bot will process them again", "ok")
         return redirect(request.path.rsplit("/", 1)[0])
 
     admin.page("orders", "Orders", orders)
     admin.page("rejections", "Rejections", rejections)
-    admin.action("rejections/retry", retry_rejection, role="operator")
+    admin.action("rejections/retry", retry_rejections, role="operator")
 
 
 def _read(database: str) -> sqlite3.Connection | None:

@@ -126,3 +126,36 @@ def test_a_retry_that_cannot_be_done_says_why_in_one_line_and_is_audited_as_fail
     event = runtime.actions.audit.recent(1)[0]
     assert (event.actor, event.outcome) == ("operator", "failed") and "no longer in the rejects folder" in event.detail
     runtime.close()
+
+
+def test_retry_all_shown_sends_every_retryable_rejection_back_and_names_those_that_cannot(tmp_path, monkeypatch):
+    # Given two rejected mails, and a rejection whose mail is gone
+    box = MaildirMailbox(tmp_path / "mail")
+    box.create()
+    store = OrderStore(tmp_path / "orders.sqlite")
+    processor = OrderProcessor(lambda: box, store, load_catalogue(""))
+    keys = [box.deliver(order_mail(kind="none", message_id=f"<all-{n}@shop>")) for n in range(2)]
+    for key in keys:
+        processor.process(key)
+    runtime, client = console(tmp_path, monkeypatch)
+    token = log_in(client, "operator")
+    page = client.get(REJECTIONS).get_data(as_text=True)
+    assert "Retry all 2 shown" in page
+    # When the operator retries all shown
+    answer = client.post(f"{REJECTIONS}/retry", data={"message_id": ["<all-0@shop>", "<all-1@shop>"],
+                                                      "csrf_token": token, "confirm_all": "on"})
+    # Then both are back in the inbox, unseen, and no rejection is left
+    assert answer.status_code == 302
+    assert "2 rejections retried" in client.get(REJECTIONS).get_data(as_text=True)
+    assert box.unseen() == sorted(keys) and store.rejections() == {}
+    # And when one of several cannot be retried, the others are, and one line names the failure
+    for key in keys:
+        processor.process(key)
+    store.record_rejection("<gone@shop>", "no .csv or .xlsx attachment")
+    answer = client.post(f"{REJECTIONS}/retry", data={"message_id": ["<all-0@shop>", "<gone@shop>", "<all-1@shop>"],
+                                                      "csrf_token": token})
+    assert answer.status_code == 409
+    assert "2 retried; &lt;gone@shop&gt; stays rejected: its mail is no longer in the rejects folder" in \
+        answer.get_data(as_text=True)
+    assert store.rejections() == {"<gone@shop>": "no .csv or .xlsx attachment"} and len(box.unseen()) == 2
+    runtime.close()
