@@ -46,9 +46,12 @@ def register_workers(registry):
 '''
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """One Chromium for the session (each test gets its own context)."""
+    """One Chromium per module (each test gets its own context); the bot's browser tests import this fixture.
+
+    Module scope: a second sync Playwright cannot start while another runs, so one must end first.
+    """
     engine = playwright_api.sync_playwright().start()
     chromium = engine.chromium.launch(executable_path=str(CHROMIUM),
                                       args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
