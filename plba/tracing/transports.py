@@ -124,17 +124,14 @@ class JsonlTraceTransport(TraceTransport):
 
     def emit_span(self, span: Span, ended: float) -> None:
         """Append the span as one line, formatted straight from it: `emit(to_record())`'s JSON, times to the µs."""
-        # One f-string calling C functions only: this runs for every task. The times are written
-        # fixed-point to the µs from whole microseconds, because formatting a float of ten integer
-        # digits with six decimals (`:.6f`) takes several times as long as formatting two ints.
+        # One f-string calling C functions only, fixed-point times (cheaper than the shortest repr):
+        # this runs for every task.
         context, parent, name, error = span.context, span.context.parent_id, span.name, span.error
-        start, end = int(span.started * 1e6), int(ended * 1e6)
         self._writer.write(
             f'{{"trace_id":{_escape_shared(context.trace_id)},"span_id":{_escape(context.span_id)},'
             f'"parent_id":{"null" if parent is None else _escape_shared(parent)},'
             f'"name":{_escape_shared(name) if type(name) is str else _ENCODER.encode(name)},'
-            f'"start":{start // 1_000_000}.{start % 1_000_000:06d},"end":{end // 1_000_000}.{end % 1_000_000:06d},'
-            f'"duration_ms":{(ended - span.started) * 1000:.3f},'
+            f'"start":{span.started:.6f},"end":{ended:.6f},"duration_ms":{(ended - span.started) * 1000:.3f},'
             f'"attributes":{"".join(_chunks(span.attributes, 0))},'
             f'"messages":{"".join(_chunks(span.messages, 0)) if span.messages else "[]"},'
             f'"error":{"null" if error is None else _escape(error)}}}\n'
