@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class PlbaError(Exception):
-    """Base class of every error the runtime raises on purpose."""
+    """Base class of every error the runtime raises on purpose; a kind names its exit code in its class line."""
 
-    exit_code = 1
+    exit_code: int = 1
+
+    def __init_subclass__(cls, exit_code: int | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if exit_code is not None:
+            cls.exit_code = exit_code
 
 
 class ProblemsError(PlbaError):
@@ -17,22 +24,16 @@ class ProblemsError(PlbaError):
         super().__init__("; ".join(self.problems))
 
 
-class ConfigError(ProblemsError):
+class ConfigError(ProblemsError, exit_code=2):
     """Configuration that cannot be read or does not validate; lists every problem."""
 
-    exit_code = 2
 
-
-class UsageError(PlbaError):
+class UsageError(PlbaError, exit_code=2):
     """A command used in a way that cannot work (bad option, nothing listening)."""
 
-    exit_code = 2
 
-
-class PluginError(ProblemsError):
+class PluginError(ProblemsError, exit_code=3):
     """A selected plugin failed to import or register."""
-
-    exit_code = 3
 
 
 class QueueFullError(PlbaError):
@@ -43,31 +44,22 @@ class UnsupportedQueueOperation(UsageError):
     """An optional queue operation (requeue, purge, pause, ...) that the queue's backend does not offer."""
 
 
-class QueueUnavailableError(PlbaError):
+class QueueUnavailableError(PlbaError, exit_code=2):
     """A queue backend cannot be reached."""
 
-    exit_code = 2
 
-
-class StartupTimeoutError(PlbaError):
+# 75 is EX_TEMPFAIL: a service manager restarts it, unlike 2 and 3.
+class StartupTimeoutError(PlbaError, exit_code=75):
     """A broker stayed unreachable for the whole `platform.startup_timeout`; worth restarting later."""
 
-    exit_code = 75  # EX_TEMPFAIL: a service manager restarts it, unlike 2 and 3
 
-
-class StateError(PlbaError):
+class StateError(PlbaError, exit_code=2):
     """An action that does not fit the runtime's current state (start while running, ...)."""
 
-    exit_code = 2
 
-
-class ControlPlaneError(PlbaError):
+class ControlPlaneError(PlbaError, exit_code=2):
     """The HTTP control plane cannot listen, or a command cannot reach or use one."""
 
-    exit_code = 2
 
-
-class DatabaseError(PlbaError):
+class DatabaseError(PlbaError, exit_code=2):
     """The platform database cannot be opened, read or written (locked, unwritable, newer schema)."""
-
-    exit_code = 2

@@ -26,6 +26,7 @@ from plba.queue.factory import build_queue
 from plba.registry import Registry, Services
 from plba.schedule import Scheduler, build_scheduler
 from plba.signals import stop_on_signals
+from plba.stats import MinuteCounts
 from plba.supervisor import RestartPolicy, StopSummary, WorkerSupervisor
 from plba.tracing.factory import build_transport
 from plba.tracing.service import TraceService
@@ -371,9 +372,15 @@ class RuntimeManager:
     # -- readings --------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
-        """State, workers, queues and plugins as JSON-ready data."""
+        """State, workers, queues, plugins and the last hour's tasks per minute as JSON-ready data."""
         workers = self.supervisor.statuses() if self.supervisor else []
         queues = {name: queue_stats(queue) for name, queue in (self.registry.queues.items() if self.registry else [])}
+        # A worker on a paused queue says so (its state stays one of DESIGN's); the queues' own
+        # readings above tell, so this costs no further trip to a broker.
+        paused = [queue for name, queue in (self.registry.queues.items() if self.registry else [])
+                  if queues[name].get("paused") is True]
+        for worker, entry in zip(self.supervisor.workers if self.supervisor else [], workers, strict=True):
+            entry["paused"] = any(getattr(worker, "queue", None) is queue for queue in paused)
         return {
             "state": self.state,
             "started_at": self.started_at,
@@ -381,6 +388,7 @@ class RuntimeManager:
             "workers": workers,
             "queues": queues,
             "plugins": [info.to_dict() for info in self.plugins.infos],
+            "throughput": (self.supervisor.throughput if self.supervisor else MinuteCounts()).series(),
         }
 
     def instance_record(self) -> dict[str, Any]:

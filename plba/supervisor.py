@@ -12,6 +12,7 @@ from typing import Any
 
 from plba.backoff import Backoff
 from plba.contracts import HealthStatus, Worker, WorkerHealth, WorkerState, WorkerStatus
+from plba.stats import MinuteCounts
 
 logger = logging.getLogger("plba.supervisor")
 
@@ -41,6 +42,8 @@ class _Supervised:
     broken_reading: str | None = None
     # The worker's processed and failed counts when the supervisor started, to count a run's tasks.
     counts_at_start: tuple[int, int] = (0, 0)
+    # Its processed and failed counts at the supervisor's previous look, for the per-minute counts.
+    counts_seen: tuple[int, int] = (0, 0)
 
     def status(self) -> WorkerStatus:
         """The worker's status; `failed` while its last start raised, or when it cannot be read."""
@@ -127,6 +130,7 @@ class WorkerSupervisor:
         self._stop = threading.Event()
         self._monitor: threading.Thread | None = None
         self._closed = False
+        self.throughput = MinuteCounts()
 
     @property
     def workers(self) -> list[Worker]:
@@ -149,7 +153,7 @@ class WorkerSupervisor:
             entry.restart_at = None
             entry.broken_reading = None
             status, _ = entry.read_status()
-            entry.counts_at_start = (status.processed, status.failed)
+            entry.counts_at_start = entry.counts_seen = (status.processed, status.failed)
             self._start_worker(entry)
         self._monitor = threading.Thread(target=self._watch, name="plba-supervisor", daemon=True)
         self._monitor.start()
@@ -175,6 +179,8 @@ class WorkerSupervisor:
                 summary.forced += worker_status(worker).in_flight
                 _call_quietly(worker, "stop", force=True)
         summary.finished = max(0, in_flight_before - summary.forced)
+        # What the drain finished is counted too: the monitor no longer looks.
+        self._count_throughput()
         for entry in self._workers:
             status, broken = read_status(entry.worker)
             if broken is None:
@@ -238,6 +244,22 @@ class WorkerSupervisor:
             for entry in self._workers:
                 if not entry.gave_up:
                     self._check(entry)
+            self._count_throughput()
+
+    def _count_throughput(self) -> None:
+        """Add what every worker processed and failed since the previous look to this minute's counts."""
+        processed = failed = 0
+        for entry in self._workers:
+            status, broken = read_status(entry.worker)
+            if broken is not None:
+                # Its counts are unknown, not zero: the growth is counted once it answers again.
+                continue
+            seen_processed, seen_failed = entry.counts_seen
+            # A counter that went back (a worker that reset it) counts from zero again.
+            processed += status.processed - seen_processed if status.processed >= seen_processed else status.processed
+            failed += status.failed - seen_failed if status.failed >= seen_failed else status.failed
+            entry.counts_seen = (status.processed, status.failed)
+        self.throughput.add(processed, failed)
 
     def _check(self, entry: _Supervised) -> None:
         now = time.monotonic()

@@ -155,14 +155,18 @@ class QueueWorker(Worker):
         return WorkerStatus(state, in_flight, counts["processed"], counts["failed"], self._last_error or self._crash)
 
     def health(self) -> WorkerHealth:
-        """Unhealthy when a thread crashed; degraded (unhealthy if critical) while the queue fails or is paused."""
+        """Unhealthy when a thread crashed; degraded (unhealthy if critical) while the queue fails.
+
+        A paused queue is ok, with the pause as the detail: an operator paused it on purpose, so the
+        instance stays ready (DESIGN: readiness needs every critical component ok).
+        """
         if self._crash:
             return WorkerHealth(HealthStatus.UNHEALTHY, f"consumer thread crashed: {self._crash}")
         if self._queue_error:
             level = HealthStatus.UNHEALTHY if self.critical else HealthStatus.DEGRADED
             return WorkerHealth(level, f"queue unavailable: {self._queue_error}")
         if self._queue_paused():
-            return WorkerHealth(HealthStatus.DEGRADED, "queue is paused: no task is leased until it is resumed")
+            return WorkerHealth(HealthStatus.OK, "queue is paused: no task is leased until it is resumed")
         return WorkerHealth(HealthStatus.OK, f"{self.concurrency} thread(s)")
 
     def _queue_paused(self) -> bool:

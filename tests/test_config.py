@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from dynaconf import Validator
 
-from plba.config import MASK, ConfigurationManager
+from plba.config import MASK, ConfigurationManager, flatten
 from plba.errors import ConfigError
 
 
@@ -107,6 +107,14 @@ def test_secrets_are_masked_by_file_and_by_name(tmp_path: Path) -> None:
     for secret in ("in-settings", "t0ken", "s3cret", "k3y"):
         assert secret not in masked
     assert manager.masked()["mail"] == {"user": "orders", "password": MASK, "signing": MASK}
+
+
+def test_flatten_gives_dotted_lower_case_keys_and_keeps_an_empty_table_as_a_value() -> None:
+    # An empty table is a setting of its own: `config show` lists it and a reload that fills it changes it.
+    nested = {"Platform": {"control": {"port": 0}, "queues": {}}, "jobs": {"password": "x", "tags": ["a"]}}
+    assert flatten(nested) == {"platform.control.port": 0, "platform.queues": {}, "jobs.password": "x",
+                               "jobs.tags": ["a"]}
+    assert flatten({}) == {} and flatten({"only": {}}) == {"only": {}}
 
 
 def test_reload_swaps_in_new_settings_and_tells_subscribers_what_changed(tmp_path: Path) -> None:

@@ -170,3 +170,35 @@ def test_a_paused_memory_queue_is_not_waited_on_at_exit() -> None:
     queue.publish(Task("t", 1))
     queue.pause()
     assert queue.wait_empty(3600) is False
+
+
+BROKER_SETTINGS = pytest.mark.parametrize("read, extra", [
+    ("plba.queue.redis_support:RedisQueueSettings", {}),
+    ("plba.queue.postgres_settings:PostgresQueueSettings", {"url": "postgresql://db.example/app"}),
+])
+
+
+def _settings_class(read: str) -> type:
+    import importlib
+
+    module, name = read.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+@BROKER_SETTINGS
+def test_the_broker_backends_read_their_shared_keys_alike(read: str, extra: dict) -> None:
+    table = {**extra, "visibility_timeout": "7", "max_attempts": 3, "retry_delay": 0.5, "retry_delay_max": 9,
+             "prefetch": 4, "socket_timeout": 2, "dead_max": 0}
+    options = _settings_class(read).from_table("orders", table).queue_options()
+    backoff = options.pop("retry_backoff")
+    assert options == {"visibility_timeout": 7.0, "max_attempts": 3, "prefetch": 4, "socket_timeout": 2.0,
+                       "dead_max": 0}
+    assert (backoff.base, backoff.cap) == (0.5, 9.0)
+
+
+@BROKER_SETTINGS
+def test_the_broker_backends_refuse_a_boolean_or_a_too_small_number_naming_each_key(read: str, extra: dict) -> None:
+    with pytest.raises(ConfigError) as error:
+        _settings_class(read).from_table("orders", {**extra, "max_attempts": True, "prefetch": 0})
+    assert error.value.problems == ["platform.queues.orders.max_attempts: expected a number, got True",
+                                    "platform.queues.orders.prefetch: must be at least 1, got 0"]

@@ -193,10 +193,10 @@ class CountingQueue(InMemoryTaskQueue):
         return leased
 
 
-def test_a_worker_on_a_paused_queue_waits_reports_degraded_and_resumes() -> None:
+def test_a_worker_on_a_paused_queue_waits_stays_healthy_and_resumes() -> None:
     """Given a paused queue, then its worker leases nothing and each lease call waits its poll timeout.
 
-    Health is degraded with the reason; after resume the task is handled and health is ok again.
+    Health stays ok with the pause as its detail (a pause is meant); after resume the task is handled.
     """
     queue = CountingQueue()
     handled = []
@@ -209,7 +209,7 @@ def test_a_worker_on_a_paused_queue_waits_reports_degraded_and_resumes() -> None
     assert handled == []
     assert all(waited >= asked > 0 for asked, waited in queue.paused_calls), queue.paused_calls
     health = worker.health()
-    assert health.status == "degraded" and "paused" in health.detail
+    assert health.status == "ok" and "paused" in health.detail
     queue.resume()
     wait_for(lambda: handled == ["after resume"], message="the task to be handled after resume")
     assert worker.health().status == "ok"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 # Imported for what they declare: each module adds its actions to PLATFORM_ACTIONS.
-from plba.actions import instances, lifecycle, loggers, queues, schedules  # noqa: F401
+from plba.actions import instances, lifecycle, loggers, queues, schedules, users  # noqa: F401
 from plba.actions.errors import ActionError, InvalidParams, NotNow, UnknownTarget, Unprocessable, Unsupported
 from plba.actions.params import Param
 from plba.actions.registry import (

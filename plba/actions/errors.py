@@ -7,11 +7,15 @@ from typing import Any
 from plba.errors import PlbaError
 
 
-class ActionError(PlbaError):
-    """An action refused or failed for a reason the caller can act on; `status` is its HTTP status."""
+class ActionError(PlbaError, exit_code=2):
+    """An action refused or failed for a reason the caller can act on; each kind names its HTTP status."""
 
-    status = 400
-    exit_code = 2
+    status: int = 400
+
+    def __init_subclass__(cls, status: int | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if status is not None:
+            cls.status = status
 
     def __init__(self, message: str, **extra: Any) -> None:
         super().__init__(message)
@@ -20,31 +24,21 @@ class ActionError(PlbaError):
         self.extra = extra
 
 
-class InvalidParams(ActionError):
+class InvalidParams(ActionError, status=400):
     """A parameter is missing, unknown, of the wrong type or out of its limits: nothing was done."""
 
-    status = 400
 
-
-class UnknownTarget(ActionError):
+class UnknownTarget(ActionError, status=404):
     """The action's target (a queue, an instance, a schedule, an action name) does not exist."""
 
-    status = 404
 
-
-class NotNow(ActionError):
+class NotNow(ActionError, status=409):
     """The action does not fit the current state (start while running, stop while stopped)."""
 
-    status = 409
 
-
-class Unprocessable(ActionError):
+class Unprocessable(ActionError, status=422):
     """The parameters are well formed but cannot be applied (an invalid new configuration)."""
 
-    status = 422
 
-
-class Unsupported(ActionError):
+class Unsupported(ActionError, status=409):
     """The target cannot do this (a queue backend without pause, say)."""
-
-    status = 409

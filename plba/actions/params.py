@@ -52,8 +52,9 @@ def number(minimum: float, maximum: float, *, nullable: bool = False) -> Check:
     def check(name: str, value: Any) -> float | None:
         if value is None and nullable:
             return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-                or not minimum <= value <= maximum:
+        # The bounds first: a huge JSON integer compares fine but overflows math.isfinite.
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not minimum <= value <= maximum \
+                or not math.isfinite(value):
             allowed = "null or a number" if nullable else "a number"
             raise InvalidParams(f"{name} must be {allowed} from {minimum:g} to {maximum:g}, not {_shown(value)}")
         return float(value)
@@ -85,6 +86,17 @@ def text(max_length: int, *, pattern: Callable[[str], bool] | None = None, what:
         return value
 
     return _described(check, {"type": "string", "minLength": 1, "maxLength": max_length})
+
+
+def secret() -> Check:
+    """A string (a password): only its type is checked here, and it is never repeated in an error message."""
+
+    def check(name: str, value: Any) -> str:
+        if not isinstance(value, str):
+            raise InvalidParams(f"{name} must be a string")
+        return value
+
+    return _described(check, {"type": "string", "format": "password", "writeOnly": True})
 
 
 def text_list(max_items: int, max_length: int) -> Check:

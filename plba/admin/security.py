@@ -1,16 +1,16 @@
 """The console's session, CSRF and response headers.
 
-Sessions are Flask's signed cookies (itsdangerous) holding the user's `session_id`, the login
-time and the last request time: the idle and absolute lifetimes are checked on every request,
-and a password change or removal ends every session of the user (its `session_id` changes).
-The session is loaded before the app's authorization hook, so `plba.control.auth.require`
-sees the user as `g.principal` like a bearer token's.
+Sessions are Flask's signed cookies (itsdangerous) holding a random session id; the platform
+database keeps its hash with the login and last request times (`plba.users.Sessions`), so the
+server ends a session: at logout, past the idle or absolute lifetime, and when the user is
+removed or their password changes. A copy of the cookie opens nothing after that. The session
+is loaded before the app's authorization hook, so `plba.control.auth.require` sees the user as
+`g.principal` like a bearer token's, with the role their row holds now.
 """
 
 from __future__ import annotations
 
 import secrets
-import time
 from datetime import timedelta
 from typing import Any
 
@@ -18,7 +18,7 @@ from flask import Flask, current_app, g, request, session
 from flask_wtf.csrf import CSRFProtect
 
 from plba.admin.secret import secret_key
-from plba.users import Principal, User
+from plba.users import Principal, Sessions, User
 
 PREFIX = "/admin"
 COOKIE = "plba_admin"
@@ -49,21 +49,13 @@ def console_request() -> bool:
 
 
 def load_session() -> None:
-    """Put the session's user on `g.user`, `g.principal` and `g.actor`; end a session past its lifetimes."""
+    """Put the session's user on `g.user`, `g.principal` and `g.actor`; forget a session the server has ended."""
     if not console_request() or "sid" not in session:
         return
-    settings = current_app.extensions["plba"].runtime.settings
-    now = time.time()
-    login_at, seen_at = float(session.get("login_at", 0)), float(session.get("seen_at", 0))
-    expired = (now - login_at > float(settings.get("platform.admin.session_max"))
-               or now - seen_at > float(settings.get("platform.admin.session_idle")))
-    user = None if expired else current_app.extensions["plba"].accounts().users.by_session_id(str(session["sid"]))
+    user = _sessions().resolve(str(session["sid"]))
     if user is None:
         session.clear()
         return
-    # Written back at most once a minute, so polling does not send a new cookie every few seconds.
-    if now - seen_at > 60:
-        session["seen_at"] = now
     g.user = user
     g.principal = Principal(user.name, user.role, "session")
     g.actor = user.name
@@ -72,14 +64,19 @@ def load_session() -> None:
 def start_session(user: User) -> None:
     """A fresh session for `user`: everything before is dropped, so no earlier cookie carries over."""
     session.clear()
-    now = time.time()
     session.permanent = True
-    session.update(sid=user.session_id, login_at=now, seen_at=now)
+    session["sid"] = _sessions().start(user)
 
 
 def end_session() -> None:
-    """Forget the session (the browser gets an expired cookie)."""
+    """End the session on the server, and forget it in the browser (an expired cookie)."""
+    if "sid" in session:
+        _sessions().end(str(session["sid"]))
     session.clear()
+
+
+def _sessions() -> Sessions:
+    return current_app.extensions["plba"].accounts().sessions
 
 
 def nonce() -> str:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +24,12 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException, Unauthorized
 
-from plba.actions import ActionError
+from plba.actions import ActionError, InvalidParams
 from plba.actions import instances as fleet
 from plba.actions import loggers as logger_levels
 from plba.actions import queues as queue_controls
 from plba.admin import security
-from plba.admin.throughput import Throughput, bar_chart
+from plba.admin.throughput import bar_chart
 from plba.audit import AuditEvent
 from plba.config import flatten
 from plba.control import auth
@@ -41,6 +42,10 @@ AUDIT_PAGE = 200
 AUDIT_SCAN = 5_000
 NAV = (("overview", "Overview"), ("workers", "Workers"), ("queues", "Queues"), ("schedules", "Schedules"),
        ("config_page", "Config"), ("loggers_page", "Loggers"), ("plugins_page", "Plugins"), ("audit_page", "Audit"))
+# Menu entries only admins see (the pages check the role themselves).
+ADMIN_NAV = (("users_page", "Users"),)
+# A flash message travels in the session cookie: a refusal repeating a huge input is cut to this length.
+MAX_FLASH = 300
 
 
 def build_console() -> Blueprint:
@@ -80,7 +85,8 @@ def _layout_context() -> dict[str, Any]:
     admin = current_app.extensions.get("plba.admin")
     user = g.get("user")
     menu = [entry for entry in (admin.menu if admin else []) if user and user.role.includes(entry.role)]
-    return {"user": user, "nav": NAV, "plugin_menu": menu, "csp_nonce": security.nonce(),
+    nav = NAV + ADMIN_NAV if user and user.role.includes(Role.ADMIN) else NAV
+    return {"user": user, "nav": nav, "plugin_menu": menu, "csp_nonce": security.nonce(),
             "can": lambda role: bool(user and user.role.includes(Role.parse(role)))}
 
 
@@ -98,14 +104,20 @@ def _back(default: str) -> ResponseReturnValue:
     return redirect(security.safe_next(request.form.get("back")) if request.form.get("back") else default)
 
 
-def _invoke(action: str, target: str | None, params: dict[str, Any], done: Callable[[dict[str, Any]], str]) -> None:
-    """Run `action` as the session's user through the action registry (which checks the role and audits)."""
+def _invoke(action: str, target: str | None, params: Mapping[str, Any] | Callable[[], Mapping[str, Any]],
+            done: Callable[[dict[str, Any]], str]) -> dict[str, Any] | None:
+    """Run `action` as the session's user through the action registry (which checks the role and audits).
+
+    The outcome is flashed; the answer is returned, or None when the action refused.
+    """
     try:
         answer = _runtime().actions.invoke(action, auth.HttpCaller(), target, params)
     except ActionError as exc:
-        flash(exc.message, "error")
-        return
+        message = exc.message if len(exc.message) <= MAX_FLASH else exc.message[:MAX_FLASH - 3] + "..."
+        flash(message, "error")
+        return None
     flash(done(answer), "ok")
+    return answer
 
 
 def action_view(action: str, view: Callable[..., ResponseReturnValue]) -> Callable[..., ResponseReturnValue]:
@@ -177,10 +189,8 @@ def static(filename: str) -> Response:
 def _overview_data() -> dict[str, Any]:
     runtime = _runtime()
     status = runtime.status()
-    throughput: Throughput = current_app.extensions.setdefault("plba.throughput", Throughput())
-    throughput.sample(sum(int(w.get("processed") or 0) for w in status["workers"]))
     return {"status": status, "health": runtime.health(), "instances": fleet.instances(runtime),
-            "queues": queue_controls.readings(runtime), "chart": bar_chart(throughput.series())}
+            "queues": queue_controls.readings(runtime), "chart": bar_chart(status["throughput"])}
 
 
 @auth.requires(Role.VIEWER)
@@ -231,11 +241,15 @@ def queue_retry(name: str) -> ResponseReturnValue:
 
 def queue_purge(name: str) -> ResponseReturnValue:
     """Delete the queue's dead (or ready) tasks, once the queue's name has been typed to confirm."""
-    if request.form.get("confirm") != name:
-        flash(f"type the queue's name ({name}) to confirm the purge; nothing was deleted", "error")
-        return redirect(url_for("console.queue", name=name))
     what = request.form.get("what", "dead")
-    _invoke("queues.purge", name, {"what": what}, lambda answer: f"{answer['removed']} {what} task(s) deleted")
+
+    def params() -> dict[str, Any]:
+        # Read after the role check, so a viewer is refused (403) whatever the form says.
+        if request.form.get("confirm") != name:
+            raise InvalidParams(f"type the queue's name ({name}) to confirm the purge; nothing was deleted")
+        return {"what": what}
+
+    _invoke("queues.purge", name, params, lambda answer: f"{answer['removed']} {what} task(s) deleted")
     return redirect(url_for("console.queue", name=name))
 
 
@@ -310,6 +324,73 @@ def audit_page() -> str:
     return render_template("audit.html", events=shown, actor=actor, action=action)
 
 
+# -- users and tokens ----------------------------------------------------------------------------
+
+
+def _users_context() -> dict[str, Any]:
+    accounts = current_app.extensions["plba"].accounts()
+    tokens = accounts.tokens.list()
+    active = Counter(info.user for info in tokens if info.state == "active")
+    return {"users": [{**user.to_dict(), "tokens": active[user.name]} for user in accounts.users.list()],
+            "tokens": [info.to_dict() for info in tokens], "roles": [str(role) for role in Role]}
+
+
+@auth.requires(Role.ADMIN)
+def users_page() -> str:
+    """Users with their roles and active tokens, and every token's state; add, change, remove, create, revoke."""
+    return render_template("users.html", new_token=None, **_users_context())
+
+
+def user_add() -> ResponseReturnValue:
+    """Add a user; the password, typed twice, is read from the POST body only."""
+    def params() -> dict[str, Any]:
+        password = request.form.get("password", "")
+        if request.form.get("password2", "") != password:
+            raise InvalidParams("the two passwords do not match")
+        return {"name": request.form.get("name", ""), "role": request.form.get("role", ""), "password": password}
+
+    _invoke("users.add", None, params, lambda answer: f"added user {answer['name']} ({answer['role']})")
+    return redirect(url_for("console.users_page"))
+
+
+def user_role(name: str) -> ResponseReturnValue:
+    """Give the user another role; an admin who gives up their own is sent to the overview (Users is not theirs now)."""
+    answer = _invoke("users.set_role", name, {"role": request.form.get("role", "")},
+                     lambda answer: f"{name} now has the {answer['role']} role")
+    if answer and name == g.user.name and answer["role"] != Role.ADMIN:
+        return redirect(url_for("console.overview"))
+    return redirect(url_for("console.users_page"))
+
+
+def user_remove(name: str) -> ResponseReturnValue:
+    """Remove the user, once their name has been typed to confirm."""
+    def params() -> dict[str, Any]:
+        if request.form.get("confirm") != name:
+            raise InvalidParams(f"type the user's name ({name}) to confirm the removal; nothing was removed")
+        return {}
+
+    _invoke("users.remove", name, params, lambda answer: f"removed user {name}, their sessions and tokens")
+    return redirect(url_for("console.users_page"))
+
+
+def token_create(name: str) -> ResponseReturnValue:
+    """Create a token for the user and show it on this answer's page only: never in a flash message or the cookie."""
+    days = request.form.get("expires_days", "").strip()
+    # Digits become a number for the action's check; anything else goes as given, for it to refuse by name.
+    params = {"expires_days": int(days) if days.isdigit() and len(days) <= 9 else days or None}
+    answer = _invoke("tokens.create", name, params,
+                     lambda answer: f"created token {answer['id']} for {name}; copy it now, it is shown only once")
+    if answer is None:
+        return redirect(url_for("console.users_page"))
+    return render_template("users.html", new_token=answer, **_users_context())
+
+
+def token_revoke(name: str) -> ResponseReturnValue:
+    """Revoke the token whose id is `name`."""
+    _invoke("tokens.revoke", name, {}, lambda answer: f"revoked token {answer['id']} of {answer['user']}")
+    return redirect(url_for("console.users_page"))
+
+
 ROUTES: tuple[tuple[str, Callable[..., Any], list[str]], ...] = (
     ("/login", login, ["GET", "POST"]),
     ("/logout", logout, ["POST"]),
@@ -330,4 +411,10 @@ ROUTES: tuple[tuple[str, Callable[..., Any], list[str]], ...] = (
     ("/loggers/set", action_view("loggers", logger_set), ["POST"]),
     ("/plugins", plugins_page, ["GET"]),
     ("/audit", audit_page, ["GET"]),
+    ("/users", users_page, ["GET"]),
+    ("/users/add", action_view("users.add", user_add), ["POST"]),
+    ("/users/<name>/role", action_view("users.set_role", user_role), ["POST"]),
+    ("/users/<name>/remove", action_view("users.remove", user_remove), ["POST"]),
+    ("/users/<name>/tokens", action_view("tokens.create", token_create), ["POST"]),
+    ("/users/tokens/<name>/revoke", action_view("tokens.revoke", token_revoke), ["POST"]),
 )

@@ -147,13 +147,14 @@ def _print_status(url: str, state: dict[str, Any], health: dict[str, Any]) -> No
     if workers:
         table = new_table("Workers")
         counts = {"in flight": "in_flight", "processed": "processed", "failed": "failed", "restarts": "restarts"}
+        # An idle worker on a paused queue is idle because of the pause: say so.
+        states = ["paused" if w.get("paused") and w.get("state") == "idle" else str(w.get("state")) for w in workers]
         key_column(table, "worker", [str(w.get("name")) for w in workers])
-        short_column(table, "state", [str(w.get("state")) for w in workers])
+        short_column(table, "state", states)
         for header, key in counts.items():
             short_column(table, header, [str(w.get(key)) for w in workers], justify="right")
-        for worker in workers:
-            table.add_row(str(worker.get("name")), str(worker.get("state")),
-                          *(str(worker.get(key)) for key in counts.values()))
+        for worker, shown in zip(workers, states, strict=True):
+            table.add_row(str(worker.get("name")), shown, *(str(worker.get(key)) for key in counts.values()))
         console.print(table)
         print_problems(console, [(str(w.get("name")), str(w["last_error"])) for w in workers if w.get("last_error")])
     queues = state.get("queues", {})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import urllib.parse
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -63,6 +64,22 @@ def _read(config: Any, url: str | None, token: str | None, path: str, key: str, 
     return data
 
 
+def _list(config: Any, url: str | None, token: str | None, path: str, key: str, as_json: bool, *, title: str,
+          columns: list[tuple[str, str]], row: Callable[..., list[str]], empty: str | None = None) -> None:
+    """GET `path`'s `key` and print it as JSON, or as a table of one `row(item)` each (`row(name, item)` for a mapping).
+
+    `empty` is said instead of an empty table, when given.
+    """
+    data = _read(config, url, token, path, key, as_json)
+    if data is None:
+        return
+    rows = [row(*item) for item in data.items()] if isinstance(data, dict) else [row(item) for item in data]
+    if not rows and empty is not None:
+        typer.echo(empty)
+        return
+    _console().print(_table(title, columns, rows))
+
+
 def _act(config: Any, url: str | None, token: str | None, path: str,
          body: dict[str, Any] | None = None) -> dict[str, Any]:
     """POST `body` to the action at `path`; its JSON answer (errors are one line and exit 2)."""
@@ -79,15 +96,16 @@ def _act(config: Any, url: str | None, token: str | None, path: str,
 def queues_list(config: ConfigOption = None, url: UrlOption = None, token: TokenOption = None,
                 as_json: JsonOption = False) -> None:
     """Every queue: backend, depth, in flight, delayed, dead, paused."""
-    queues = _read(config, url, token, "/queues", "queues", as_json)
-    if queues is None:
-        return
-    rows = [_cells(name, stats["error"], "", "", "", "", "") if "error" in stats else
-            _cells(name, *(stats.get(key) for key in ("backend", "depth", "in_flight", "delayed", "dead")),
-                   "paused" if stats.get("paused") else "no") for name, stats in queues.items()]
+    def row(name: str, stats: dict[str, Any]) -> list[str]:
+        if "error" in stats:
+            return _cells(name, stats["error"], "", "", "", "", "")
+        return _cells(name, *(stats.get(key) for key in ("backend", "depth", "in_flight", "delayed", "dead")),
+                      "paused" if stats.get("paused") else "no")
+
     columns = [("queue", "key"), ("backend", "text"), *((header, "short") for header in
                                                         ("depth", "in flight", "delayed", "dead", "paused"))]
-    _console().print(_table("Queues", columns, rows) if rows else "no queues")
+    _list(config, url, token, "/queues", "queues", as_json, title="Queues", columns=columns, row=row,
+          empty="no queues")
 
 
 @queues_app.command("dead")
@@ -99,16 +117,11 @@ def queues_dead(
     as_json: JsonOption = False,
 ) -> None:
     """The dead tasks of QUEUE, oldest first: id, name, attempts, error, time of death (payloads in --json)."""
-    tasks = _read(config, url, token, f"{_path('queues', queue, 'dead')}?limit={limit}", "tasks", as_json)
-    if tasks is None:
-        return
-    if not tasks:
-        typer.echo(f"no dead tasks in {queue}")
-        return
-    rows = [_cells(task.get("id"), task.get("name"), task.get("attempts"), _when(task.get("dead_at")),
-                   task.get("error")) for task in tasks]
-    columns = [("id", "key"), ("name", "key"), ("attempts", "short"), ("dead at", "key"), ("error", "text")]
-    _console().print(_table(f"Dead tasks in {queue}", columns, rows))
+    _list(config, url, token, f"{_path('queues', queue, 'dead')}?limit={limit}", "tasks", as_json,
+          title=f"Dead tasks in {queue}", empty=f"no dead tasks in {queue}",
+          columns=[("id", "key"), ("name", "key"), ("attempts", "short"), ("dead at", "key"), ("error", "text")],
+          row=lambda task: _cells(task.get("id"), task.get("name"), task.get("attempts"), _when(task.get("dead_at")),
+                                  task.get("error")))
 
 
 @queues_app.command("requeue")
@@ -169,18 +182,14 @@ def queues_resume(queue: QueueArgument, config: ConfigOption = None, url: UrlOpt
 def instances(config: ConfigOption = None, url: UrlOption = None, token: TokenOption = None,
               as_json: JsonOption = False) -> None:
     """Every live instance sharing platform.cluster.url (just the one asked without it)."""
-    listed = _read(config, url, token, "/instances", "instances", as_json)
-    if listed is None:
-        return
-    rows = []
-    for record in listed:
+    def row(record: dict[str, Any]) -> list[str]:
         workers = record.get("workers") or {}
-        rows.append(_cells(record.get("id"), record.get("state"), record.get("version"),
-                           _when(record.get("started_at")), f"{workers.get('busy', 0)}/{workers.get('total', 0)}",
-                           record.get("control_url")))
+        return _cells(record.get("id"), record.get("state"), record.get("version"), _when(record.get("started_at")),
+                      f"{workers.get('busy', 0)}/{workers.get('total', 0)}", record.get("control_url"))
+
     columns = [("id", "key"), ("state", "short"), ("version", "short"), ("started", "key"), ("busy", "short"),
                ("control url", "text")]
-    _console().print(_table("Instances", columns, rows))
+    _list(config, url, token, "/instances", "instances", as_json, title="Instances", columns=columns, row=row)
 
 
 # -- loggers -----------------------------------------------------------------------------------
@@ -192,13 +201,11 @@ def loggers_list(ctx: typer.Context, config: ConfigOption = None, url: UrlOption
     """The platform's and plugins' loggers with their levels (`plba loggers set` changes one)."""
     if ctx.invoked_subcommand is not None:
         return
-    levels = _read(config, url, token, "/loggers", "loggers", as_json)
-    if levels is None:
-        return
-    rows = [_cells(name, entry.get("level") or "-", entry.get("effective"), _when(entry.get("revert_at")),
-                   entry.get("revert_to")) for name, entry in levels.items()]
-    columns = [("logger", "key"), ("level", "short"), ("in effect", "short"), ("reverts at", "key"), ("to", "short")]
-    _console().print(_table("Loggers", columns, rows))
+    _list(config, url, token, "/loggers", "loggers", as_json, title="Loggers",
+          columns=[("logger", "key"), ("level", "short"), ("in effect", "short"), ("reverts at", "key"),
+                   ("to", "short")],
+          row=lambda name, entry: _cells(name, entry.get("level") or "-", entry.get("effective"),
+                                         _when(entry.get("revert_at")), entry.get("revert_to")))
 
 
 @loggers_app.command("set")
@@ -228,14 +235,11 @@ def audit(
     as_json: JsonOption = False,
 ) -> None:
     """The latest audit events: every action, allowed or refused, with its actor and outcome."""
-    events = _read(config, url, token, f"/audit?limit={limit}", "events", as_json)
-    if events is None:
-        return
-    rows = [_cells(_when(event.get("at")), event.get("actor"), event.get("action"), event.get("target"),
-                   event.get("outcome"), event.get("detail")) for event in events]
-    columns = [("at", "key"), ("actor", "key"), ("action", "key"), ("target", "key"), ("outcome", "short"),
-               ("detail", "text")]
-    _console().print(_table("Audit", columns, rows) if rows else "no audit events yet")
+    _list(config, url, token, f"/audit?limit={limit}", "events", as_json, title="Audit", empty="no audit events yet",
+          columns=[("at", "key"), ("actor", "key"), ("action", "key"), ("target", "key"), ("outcome", "short"),
+                   ("detail", "text")],
+          row=lambda event: _cells(_when(event.get("at")), event.get("actor"), event.get("action"),
+                                   event.get("target"), event.get("outcome"), event.get("detail")))
 
 
 def _console() -> Any:

@@ -18,7 +18,7 @@ from plba.actions import ActionError, Actions, InvalidParams
 from plba.actions import instances as fleet
 from plba.actions import loggers as logger_levels
 from plba.actions import queues as queue_controls
-from plba.config import MASK, settings_dict
+from plba.config import MASK, flatten, settings_dict
 from plba.control import auth, configured_token
 from plba.users import Accounts, Role
 
@@ -106,7 +106,7 @@ class Guard:
     @classmethod
     def read(cls, settings: Any, config: Any) -> Guard:
         """Read them from `settings`; secrets are the JSON-escaped values of secret keys."""
-        values = {value for key, value in _flatten(settings_dict(settings)).items()
+        values = {value for key, value in flatten(settings_dict(settings)).items()
                   if isinstance(value, str) and len(value) >= MIN_SECRET_LENGTH and config.is_secret(key)}
         # Longest first, so a secret containing another is replaced whole.
         secrets = tuple(sorted((json.dumps(v)[1:-1] for v in values), key=len, reverse=True))
@@ -365,12 +365,3 @@ def _state() -> ControlState:
 
 def _runtime() -> Any:
     return _state().runtime
-
-
-def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(data, Mapping):
-        return {prefix[:-1]: data}
-    flat: dict[str, Any] = {}
-    for key, value in data.items():
-        flat.update(_flatten(value, f"{prefix}{key}."))
-    return flat

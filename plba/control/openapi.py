@@ -43,7 +43,7 @@ def _action(summary: str, code: str, schema: dict[str, Any], body: dict[str, Any
 
 
 ACTION_ERRORS = {
-    "404": _json(ERROR, "No such target (queue, logger, instance, schedule)."),
+    "404": _json(ERROR, "No such target (queue, logger, instance, schedule, user, token)."),
     "409": _json(ERROR, "Not possible in the current state, or not supported by the target."),
     "422": _json(ERROR, "Well formed, but cannot be applied (an invalid new configuration: `problems`)."),
 }
@@ -86,7 +86,8 @@ def document() -> dict[str, Any]:
                                   {"503": _json(PROBE, "A worker is stuck.")}, probe=True),
             "/health/ready": _read("Readiness: started, not stopping, critical components ok.", PROBE,
                                    {"503": _json(PROBE, "Not ready.")}, probe=True),
-            "/status": _read("State, workers, queues and plugins.", {"$ref": "#/components/schemas/Status"}),
+            "/status": _read("State, workers, queues, plugins and the last hour's tasks per minute.",
+                             {"$ref": "#/components/schemas/Status"}),
             "/metrics": {"get": {"summary": "Prometheus text format.", "security": [{}, {"bearer": []}],
                                  "responses": {"200": {"description": "OK.",
                                                        "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
@@ -127,7 +128,12 @@ def document() -> dict[str, Any]:
                                           "components": OBJECT}},
                 "Status": {"type": "object", "required": ["state", "workers", "queues", "plugins"],
                            "properties": {"state": {"type": "string"}, "workers": {"type": "array"},
-                                          "queues": OBJECT, "plugins": {"type": "array"}}},
+                                          "queues": OBJECT, "plugins": {"type": "array"},
+                                          "throughput": {"type": "array",
+                                                         "items": {"$ref": "#/components/schemas/Minute"}}}},
+                "Minute": {"type": "object", "required": ["minute", "processed", "failed"],
+                           "properties": {"minute": {"type": "integer", "description": "its start, epoch seconds"},
+                                          "processed": {"type": "integer"}, "failed": {"type": "integer"}}},
                 "Queue": {"type": "object",
                           "properties": {"backend": {"type": "string"}, "depth": {"type": "integer"},
                                          "in_flight": {"type": "integer"}, "delayed": {"type": "integer"},

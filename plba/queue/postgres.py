@@ -41,6 +41,7 @@ from plba.contracts import (
 from plba.errors import QueueUnavailableError
 from plba.masking import mask_url
 from plba.postgres import UNAVAILABLE, connect_options, first_line, without_password
+from plba.queue.keeper import Keeper
 from plba.queue.postgres_schema import Statements, channel_for, migrate
 from plba.queue.postgres_settings import PostgresQueueSettings
 from plba.queue.redis_support import encode
@@ -126,9 +127,7 @@ class PostgresTaskQueue(TaskQueue):
         self._generation = 0
         self._wakeups = Wakeups()
         self._listening = False
-        self._closing = threading.Event()
-        self._keeper: threading.Thread | None = None
-        self._keeper_failing = False
+        self._keeper = Keeper(f"postgres-queue-{name}", visibility_timeout, (QueueUnavailableError,), logger)
         self._recovering = threading.Lock()
         try:
             with psycopg.connect(url, **self._connect_args) as conn:
@@ -150,19 +149,8 @@ class PostgresTaskQueue(TaskQueue):
     def from_settings(cls, name: str, table: Any) -> PostgresTaskQueue:
         """Build the queue from its `[platform.queues.<name>]` table; fails at once without PostgreSQL."""
         settings = PostgresQueueSettings.from_table(name, table)
-        return cls(
-            name,
-            settings.url,
-            visibility_timeout=settings.visibility_timeout,
-            max_attempts=settings.max_attempts,
-            retry_backoff=Backoff(base=settings.retry_delay, cap=settings.retry_delay_max),
-            prefetch=settings.prefetch,
-            schema=settings.schema,
-            socket_timeout=settings.socket_timeout,
-            pool_size=settings.pool_size,
-            poll_interval=settings.poll_interval,
-            dead_max=settings.dead_max,
-        )
+        return cls(name, settings.url, schema=settings.schema, pool_size=settings.pool_size,
+                   poll_interval=settings.poll_interval, **settings.queue_options())
 
     # -- producing -------------------------------------------------------------------------
 
@@ -200,7 +188,7 @@ class PostgresTaskQueue(TaskQueue):
         """Lease up to `max_count` (at most `prefetch`) visible tasks, waiting up to `timeout` for the first."""
         deadline = None if timeout is None else time.monotonic() + timeout
         generation = self._generation
-        self._start_keeper()
+        self._keeper.start(self._keep)
         count = max(1, min(max_count, self.prefetch))
         while True:
             seen = self._wakeups.count
@@ -258,10 +246,9 @@ class PostgresTaskQueue(TaskQueue):
 
     def close(self) -> None:
         """Send what is pending, stop the listener and close the connections."""
-        self._closing.set()
+        self._keeper.closing.set()
         self.interrupt()
-        if self._keeper is not None:
-            self._keeper.join(timeout=5.0)
+        self._keeper.stop()
         try:
             self._flush_acks()
             self._resend()
@@ -480,22 +467,13 @@ class PostgresTaskQueue(TaskQueue):
 
     # -- internals: the keeper thread ------------------------------------------------------
 
-    def _start_keeper(self) -> None:
-        if self._keeper is not None or self._closing.is_set():
-            return
-        with self._lock:
-            if self._keeper is None:
-                self._keeper = threading.Thread(target=self._keep, name=f"postgres-queue-{self.name}", daemon=True)
-                self._keeper.start()
-
     def _keep(self) -> None:
         """Listen for the queue's notifications, resend kept results and renew the leases of live tasks."""
         listener: psycopg.Connection | None = None
         reconnect = Backoff(base=0.2, cap=5.0, jitter=0.2)
         failures = 0
         next_connect = 0.0
-        next_extend = time.monotonic() + self.visibility_timeout / 3
-        while not self._closing.is_set():
+        while not self._keeper.closing.is_set():
             if listener is None and time.monotonic() >= next_connect:
                 try:
                     listener = self._listen()
@@ -507,7 +485,7 @@ class PostgresTaskQueue(TaskQueue):
                         logger.warning("queue %s: cannot listen for new tasks at %s (%s); polling every %gs",
                                        self.name, self.url, first_line(exc), self.poll_interval)
             if listener is None:
-                self._closing.wait(LISTEN_SLICE)
+                self._keeper.closing.wait(LISTEN_SLICE)
             else:
                 try:
                     for _ in listener.notifies(timeout=LISTEN_SLICE):
@@ -518,20 +496,9 @@ class PostgresTaskQueue(TaskQueue):
                     with contextlib.suppress(psycopg.Error):
                         listener.close()
                     listener = None
-            try:
-                self._flush_acks()
-                self._resend()
-                if time.monotonic() >= next_extend:
-                    self._extend_leases()
-                    next_extend = time.monotonic() + self.visibility_timeout / 3
-            except QueueUnavailableError as exc:
-                if not self._keeper_failing:
-                    logger.warning("queue %s: cannot renew leases: %s", self.name, exc)
-                self._keeper_failing = True
-            else:
-                if self._keeper_failing:
-                    logger.info("queue %s: PostgreSQL at %s reachable again", self.name, self.url)
-                self._keeper_failing = False
+            self._keeper.round(self._flush_acks, self._resend, self._extend_leases,
+                               outage=f"queue {self.name}: cannot renew leases",
+                               recovered=f"queue {self.name}: PostgreSQL at {self.url} reachable again")
         self._listening = False
         if listener is not None:
             with contextlib.suppress(psycopg.Error):

@@ -46,6 +46,7 @@ from plba.contracts import (
 from plba.errors import ConfigError, QueueUnavailableError
 from plba.masking import mask_url
 from plba.queue import redis_scripts
+from plba.queue.keeper import Keeper
 from plba.queue.redis_support import DEFAULT_URL, QueueKeys, RedisQueueSettings, encode, entry_time
 from plba.tracing.context import inject
 
@@ -129,9 +130,7 @@ class RedisTaskQueue(TaskQueue):
         self._next_promote = 0.0
         self._next_claim = time.monotonic() + self._claim_interval()
         self._claim_cursor = "0-0"
-        self._closing = threading.Event()
-        self._keeper: threading.Thread | None = None
-        self._keeper_failing = False
+        self._keeper = Keeper(f"redis-queue-{name}", visibility_timeout, (RedisError,), logger)
         self._connected = False
 
     def connect(self) -> None:
@@ -157,17 +156,7 @@ class RedisTaskQueue(TaskQueue):
     def from_settings(cls, name: str, table: Any) -> RedisTaskQueue:
         """Build the queue from its `[platform.queues.<name>]` table, without connecting (see `connect`)."""
         settings = RedisQueueSettings.from_table(name, table)
-        return cls(
-            name,
-            settings.url,
-            visibility_timeout=settings.visibility_timeout,
-            max_attempts=settings.max_attempts,
-            retry_backoff=Backoff(base=settings.retry_delay, cap=settings.retry_delay_max),
-            prefetch=settings.prefetch,
-            key_prefix=settings.key_prefix,
-            socket_timeout=settings.socket_timeout,
-            dead_max=settings.dead_max,
-        )
+        return cls(name, settings.url, key_prefix=settings.key_prefix, **settings.queue_options())
 
     # -- producing -------------------------------------------------------------------------
 
@@ -192,7 +181,7 @@ class RedisTaskQueue(TaskQueue):
         deadline = None if timeout is None else time.monotonic() + timeout
         generation = self._generation
         self.connect()
-        self._start_keeper()
+        self._keeper.start(self._keep)
         while True:
             with self._lock:
                 if self._buffer:
@@ -249,9 +238,7 @@ class RedisTaskQueue(TaskQueue):
 
     def close(self) -> None:
         """Send what is pending, give back buffered tasks, leave the consumer group and disconnect."""
-        self._closing.set()
-        if self._keeper is not None:
-            self._keeper.join(timeout=5.0)
+        self._keeper.stop()
         self.interrupt()
         try:
             self._flush_acks()
@@ -562,32 +549,12 @@ class RedisTaskQueue(TaskQueue):
 
     # -- internals: the keeper thread ------------------------------------------------------
 
-    def _start_keeper(self) -> None:
-        if self._keeper is not None or self._closing.is_set():
-            return
-        with self._lock:
-            if self._keeper is None:
-                self._keeper = threading.Thread(target=self._keep, name=f"redis-queue-{self.name}", daemon=True)
-                self._keeper.start()
-
     def _keep(self) -> None:
         """Flush acks, resend results kept during an outage, and extend the leases of live tasks."""
-        next_extend = time.monotonic() + self.visibility_timeout / 3
-        while not self._closing.wait(ACK_FLUSH_INTERVAL):
-            try:
-                self._flush_acks()
-                self._resend()
-                if time.monotonic() >= next_extend:
-                    self._extend_leases()
-                    next_extend = time.monotonic() + self.visibility_timeout / 3
-            except RedisError as exc:
-                if not self._keeper_failing:
-                    logger.warning("queue %s: cannot reach Redis at %s to renew leases: %s", self.name, self.url, exc)
-                self._keeper_failing = True
-            else:
-                if self._keeper_failing:
-                    logger.info("queue %s: Redis at %s reachable again", self.name, self.url)
-                self._keeper_failing = False
+        while not self._keeper.closing.wait(ACK_FLUSH_INTERVAL):
+            self._keeper.round(self._flush_acks, self._resend, self._extend_leases,
+                               outage=f"queue {self.name}: cannot reach Redis at {self.url} to renew leases",
+                               recovered=f"queue {self.name}: Redis at {self.url} reachable again")
 
     def _extend_leases(self) -> None:
         """Reset the idle time of every entry this consumer holds, so it is not taken over while alive."""

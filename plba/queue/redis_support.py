@@ -6,51 +6,25 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from plba.contracts import DEFAULT_DEAD_MAX, Task
+from plba.contracts import Task
 from plba.errors import ConfigError
+from plba.queue.broker_settings import NUMBERS, BrokerQueueSettings, read_numbers
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 
 
-@dataclass(frozen=True)
-class RedisQueueSettings:
-    """The `[platform.queues.<name>]` table of a Redis queue, typed and checked."""
+@dataclass(frozen=True, kw_only=True)
+class RedisQueueSettings(BrokerQueueSettings):
+    """The `[platform.queues.<name>]` table of a Redis queue, typed and checked: the broker keys, URL and prefix."""
 
     url: str = DEFAULT_URL
-    visibility_timeout: float = 60.0
-    max_attempts: int = 5
-    retry_delay: float = 1.0
-    retry_delay_max: float = 300.0
-    prefetch: int = 20
     key_prefix: str = "plba"
-    socket_timeout: float = 10.0
-    dead_max: int = DEFAULT_DEAD_MAX
 
     @classmethod
     def from_table(cls, name: str, table: Any) -> RedisQueueSettings:
         """Read and check the table, listing every bad key at once."""
         problems: list[str] = []
-        values: dict[str, Any] = {}
-        checks = {
-            "visibility_timeout": (float, 0.001),
-            "max_attempts": (int, 1),
-            "retry_delay": (float, 0.0),
-            "retry_delay_max": (float, 0.0),
-            "prefetch": (int, 1),
-            "socket_timeout": (float, 0.5),
-            "dead_max": (int, 0),
-        }
-        for key, (kind, minimum) in checks.items():
-            if key not in table:
-                continue
-            try:
-                value = kind(table[key])
-            except (TypeError, ValueError):
-                problems.append(f"platform.queues.{name}.{key}: expected a number, got {table[key]!r}")
-                continue
-            if value < minimum:
-                problems.append(f"platform.queues.{name}.{key}: must be at least {minimum}, got {value}")
-            values[key] = value
+        values = read_numbers(name, table, NUMBERS, problems)
         if problems:
             raise ConfigError(problems)
         return cls(url=str(table.get("url", DEFAULT_URL)), key_prefix=str(table.get("key_prefix", "plba")), **values)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import math
 import re
 import secrets
@@ -13,9 +11,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from plba.db import Database, IntegrityError
+from plba.db import Database, IntegrityError, Transaction
 from plba.users import schema
-from plba.users.errors import AccountError, InvalidLogin, LoginThrottled
+from plba.users.errors import AccountError, InvalidLogin, LastAdmin, LoginThrottled
 from plba.users.passwords import Passwords, check_password
 from plba.users.roles import Role
 
@@ -48,8 +46,6 @@ class User:
     role: Role
     created_at: float
     updated_at: float
-    # Changes when the user is re-created or the password changes: a session keyed on it ends then.
-    session_id: str
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: name, role and times in ISO 8601."""
@@ -101,22 +97,12 @@ class Users:
         if not self._ready():
             return []
         with self.db.transaction() as tx:
-            return [_user(row) for row in tx.all(f"SELECT {_COLUMNS} FROM plba_users ORDER BY name")]
+            return [user_from_row(row) for row in tx.all(f"SELECT {_COLUMNS} FROM plba_users ORDER BY name")]
 
     def get(self, name: str) -> User | None:
         """The user called `name`, or None."""
         row = self._row(name)
-        return _user(row) if row else None
-
-    def by_session_id(self, session_id: str) -> User | None:
-        """The user whose `session_id` this is, or None once the user is removed or has a new password."""
-        user_id, _, _ = session_id.partition(":")
-        if not user_id or not self._ready():
-            return None
-        with self.db.transaction() as tx:
-            row = tx.one(f"SELECT {_COLUMNS} FROM plba_users WHERE id = ?", (user_id,))
-        user = _user(row) if row else None
-        return user if user and hmac.compare_digest(user.session_id, session_id) else None
+        return user_from_row(row) if row else None
 
     def _row(self, name: str) -> dict[str, Any] | None:
         if not self._ready():
@@ -149,28 +135,40 @@ class Users:
             raise AccountError(f"a user named {name!r} already exists") from None
         return self.require(name)
 
-    def remove(self, name: str) -> None:
-        """Remove a user and, with them, every token they had."""
+    def remove(self, name: str, *, keep_an_admin: bool = False) -> None:
+        """Remove a user with their tokens and sessions; with `keep_an_admin`, LastAdmin for the only admin."""
         user = self.require(name)
         with self.db.transaction(write=True) as tx:
-            tx.execute("DELETE FROM plba_tokens WHERE user_id = ?", (user.id,))
+            if keep_an_admin:
+                _keep_an_admin(tx, name, None)
+            for table in ("plba_sessions", "plba_tokens"):
+                tx.execute(f"DELETE FROM {table} WHERE user_id = ?", (user.id,))
             tx.execute("DELETE FROM plba_users WHERE id = ?", (user.id,))
 
-    def set_role(self, name: str, role: Role | str) -> User:
-        """Give a user another role; their sessions and tokens carry it from the next request."""
+    def set_role(self, name: str, role: Role | str, *, keep_an_admin: bool = False) -> User:
+        """Give a user another role, which their sessions and tokens carry from the next request.
+
+        With `keep_an_admin`, taking the admin role from the only admin is refused (LastAdmin).
+        """
         role = Role.parse(role)
-        self._update(name, "role = ?", str(role))
+        guard = (lambda tx: _keep_an_admin(tx, name, role)) if keep_an_admin else None
+        self._update(name, "role = ?", str(role), guard)
         return self.require(name)
 
     def set_password(self, name: str, password: str) -> None:
-        """Give a user a new password; their sessions end (their `session_id` changes)."""
+        """Give a user a new password; their sessions end."""
         check_password(password)
         self.require(name)
-        self._update(name, "password_hash = ?", self.passwords.hash(password))
+        self._update(name, "password_hash = ?", self.passwords.hash(password), lambda tx: tx.execute(
+            "DELETE FROM plba_sessions WHERE user_id = (SELECT id FROM plba_users WHERE name = ?)", (name,)))
 
-    def _update(self, name: str, assignment: str, value: Any) -> None:
+    def _update(self, name: str, assignment: str, value: Any,
+                first: Callable[[Transaction], Any] | None = None) -> None:
+        """Set one column of user `name`, after `first` (a check or a related change) in the same transaction."""
         self._ready(write=True)
         with self.db.transaction(write=True) as tx:
+            if first is not None:
+                first(tx)
             changed = tx.execute(f"UPDATE plba_users SET {assignment}, updated_at = ? WHERE name = ?",
                                  (value, self.clock(), name))
         if not changed:
@@ -221,7 +219,19 @@ class Users:
             tx.execute("INSERT INTO plba_login_failures (name, at) VALUES (?, ?)", (name, now))
 
 
-def _user(row: dict[str, Any]) -> User:
-    fingerprint = hashlib.sha256(row["password_hash"].encode()).hexdigest()[:16]
-    return User(row["id"], row["name"], Role(row["role"]), row["created_at"], row["updated_at"],
-                f"{row['id']}:{fingerprint}")
+def user_from_row(row: dict[str, Any]) -> User:
+    """The User of a `plba_users` row (its hash left behind)."""
+    return User(row["id"], row["name"], Role(row["role"]), row["created_at"], row["updated_at"])
+
+
+def _keep_an_admin(tx: Transaction, name: str, role: Role | None) -> None:
+    """LastAdmin when user `name` is the only admin and would be removed (`role` None) or lose the role."""
+    if role is Role.ADMIN:
+        return
+    row = tx.one("SELECT role FROM plba_users WHERE name = ?", (name,))
+    if row is None or row["role"] != str(Role.ADMIN):
+        return
+    others = tx.one("SELECT COUNT(*) AS n FROM plba_users WHERE role = ? AND name <> ?", (str(Role.ADMIN), name))
+    if others is None or not others["n"]:
+        raise LastAdmin(f"{name} is the only admin: give another user the admin role first, "
+                        "so that someone can still manage users")

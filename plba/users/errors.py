@@ -9,6 +9,10 @@ class AccountError(UsageError):
     """A user or token command that cannot be done: unknown or duplicate user, bad role, weak password."""
 
 
+class LastAdmin(AccountError):
+    """Removing or demoting the only admin was refused: nobody could manage users from the console after."""
+
+
 class InvalidLogin(PlbaError):
     """The user name or the password is wrong (deliberately the same error for both)."""
 

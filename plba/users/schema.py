@@ -21,6 +21,13 @@ MIGRATIONS = (
         "CREATE INDEX plba_login_failures_name ON plba_login_failures (name, at)",
         "CREATE INDEX plba_login_failures_at ON plba_login_failures (at)",
     )),
+    Migration(2, (
+        # One row per console login; hash: SHA-256 hex of the random session id the cookie carries.
+        "CREATE TABLE plba_sessions (hash TEXT PRIMARY KEY, "
+        "user_id TEXT NOT NULL REFERENCES plba_users (id) ON DELETE CASCADE, "
+        f"created_at {TIME} NOT NULL, seen_at {TIME} NOT NULL)",
+        "CREATE INDEX plba_sessions_user ON plba_sessions (user_id)",
+    )),
 )
 
 

@@ -46,9 +46,12 @@ def register_workers(registry):
 '''
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """One Chromium for the session (each test gets its own context)."""
+    """One Chromium per module (each test gets its own context); the bot's browser tests import this fixture.
+
+    Module scope: a second sync Playwright cannot start while another runs, so one must end first.
+    """
     engine = playwright_api.sync_playwright().start()
     chromium = engine.chromium.launch(executable_path=str(CHROMIUM),
                                       args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
@@ -148,9 +151,10 @@ def test_a_viewer_sees_no_buttons_and_a_crafted_post_is_refused(page: Any, serve
     assert answer.status == 403
 
 
-def test_logging_out_closes_the_pages(page: Any, served) -> None:
+def test_logging_out_closes_the_pages_even_to_a_copy_of_the_cookie(browser: Any, page: Any, served) -> None:
     url, _ = served
     log_in(page, url, "admin")
+    copied = page.context.cookies()
     page.click("text=Log out")
     page.wait_for_url(re.compile(r".*/admin/login.*"))
     for path in ("/admin/", "/admin/queues/jobs", "/admin/audit"):
@@ -158,3 +162,60 @@ def test_logging_out_closes_the_pages(page: Any, served) -> None:
         assert "/admin/login" in page.url
     answer = page.request.post(f"{url}/admin/queues/jobs/retry", form={"all": "1"})
     assert answer.status == 401
+    # The session ended on the server: a cookie copied before the logout opens nothing either.
+    thief = browser.new_context()
+    try:
+        thief.add_cookies(copied)
+        stolen = thief.new_page()
+        stolen.goto(f"{url}/admin/users")
+        assert "/admin/login" in stolen.url
+    finally:
+        thief.close()
+
+
+def test_an_admin_adds_a_user_creates_a_token_sees_it_once_and_revokes_it(page: Any, served) -> None:
+    url, _ = served
+    log_in(page, url, "admin")
+    page.click("header nav >> text=Users")
+    page.wait_for_url(f"{url}/admin/users")
+    # Add a user, the password typed twice
+    form = page.locator("#add-user")
+    form.locator("input[name=name]").fill("dana")
+    form.locator("select[name=role]").select_option("operator")
+    form.locator("input[name=password]").fill(PASSWORD)
+    form.locator("input[name=password2]").fill(PASSWORD)
+    form.locator("button[type=submit]").click()
+    assert page.locator(".flash.ok").inner_text() == "added user dana (operator)"
+    dana = page.locator("tr.user[data-user=dana]")
+    assert dana.locator("td.role").inner_text() == "operator"
+    # Create her a token expiring in 30 days: it is on this page, once
+    dana.locator("input[name=expires_days]").fill("30")
+    dana.locator("button.create-token").click()
+    secret = page.locator("#token-value").inner_text().strip()
+    assert secret.startswith("plba_")
+    assert secret not in page.locator(".flash.ok").inner_text()
+    assert page.request.get(f"{url}/status", headers={"Authorization": f"Bearer {secret}"}).status == 200
+    page.goto(f"{url}/admin/users")
+    assert page.locator("#token-value").count() == 0 and secret not in page.content()
+    assert page.locator("tr.user[data-user=dana] td.active-tokens").inner_text() == "1"
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(IMAGES / "users.png"), full_page=True)
+    # Revoke it: the control plane refuses it from then on
+    page.locator("tr.token.state-active", has_text="dana").locator("button.revoke").click()
+    assert page.locator(".flash.ok").inner_text().startswith("revoked token ")
+    assert page.locator("tr.token", has_text="dana").locator("td.state").inner_text().startswith("revoked")
+    assert page.request.get(f"{url}/status", headers={"Authorization": f"Bearer {secret}"}).status == 401
+
+
+def test_a_viewer_has_no_users_menu_and_a_crafted_users_post_is_refused(page: Any, served) -> None:
+    url, _ = served
+    log_in(page, url, "viewer")
+    assert page.locator("header nav a", has_text="Users").count() == 0
+    assert page.goto(f"{url}/admin/users").status == 403
+    page.goto(f"{url}/admin/")
+    token = page.locator("input[name=csrf_token]").first.get_attribute("value")
+    answer = page.request.post(f"{url}/admin/users/add", form={
+        "name": "mallory", "role": "admin", "password": PASSWORD, "password2": PASSWORD, "csrf_token": token})
+    assert answer.status == 403
+    answer = page.request.post(f"{url}/admin/users/admin/remove", form={"confirm": "admin", "csrf_token": token})
+    assert answer.status == 403

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from plba.users import Accounts
 from tests.admin.conftest import PASSWORD, XSS, csrf_of, log_in
 
@@ -97,6 +99,9 @@ def test_purge_is_for_admins_and_needs_the_queue_name(console) -> None:
     log_in(client, "operator")
     token = csrf_of(client.get("/admin/queues/jobs").get_data(as_text=True))
     assert client.post("/admin/queues/jobs/purge", data={"confirm": "jobs", "csrf_token": token}).status_code == 403
+    # The role comes before the typed confirmation: a wrong or missing one is refused the same way.
+    assert client.post("/admin/queues/jobs/purge", data={"confirm": "nope", "csrf_token": token}).status_code == 403
+    assert client.post("/admin/queues/jobs/purge", data={"csrf_token": token}).status_code == 403
     admin = client_of(console)
     log_in(admin, "admin")
     token = csrf_of(admin.get("/admin/queues/jobs").get_data(as_text=True))
@@ -174,3 +179,14 @@ def test_bearer_tokens_do_not_open_console_pages_but_expired_and_revoked_ones_fa
     assert client.get("/status", headers={"Authorization": f"Bearer {revoked.secret}"}).status_code == 401
     active = accounts.tokens.create("admin").secret
     assert client.get("/admin/", headers={"Authorization": f"Bearer {active}"}).status_code == 302
+
+
+def test_the_workers_page_shows_a_worker_on_a_paused_queue_as_paused(console) -> None:
+    client = client_of(console)
+    log_in(client, "viewer")
+    console.registry.queues["jobs"].pause()
+    row = re.search(r"<tr><td>jobs-worker</td><td>(\w+)</td>", client.get("/admin/workers").get_data(as_text=True))
+    assert row is not None and row.group(1) == "paused"
+    console.registry.queues["jobs"].resume()
+    row = re.search(r"<tr><td>jobs-worker</td><td>(\w+)</td>", client.get("/admin/workers").get_data(as_text=True))
+    assert row is not None and row.group(1) in ("idle", "busy")

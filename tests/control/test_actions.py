@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from plba.testing import worker_status
 from tests.control.conftest import TOKEN, JobsPlugin, control_settings, wait_state
+from tests.helpers import wait_for
 
 ACTIONS = ("/actions/stop", "/actions/start", "/actions/reload")
 
@@ -60,6 +62,9 @@ def test_stop_answers_202_then_drains_an_embedded_runtime(serve, gate) -> None:
     # Then it is accepted at once, and the runtime stops after the task finished
     assert answer.status == 202
     assert answer.body == {"accepted": "stop", "force": False, "timeout": None}
+    # The stop runs after the answer: the task is let go only once the drain has begun (the worker
+    # was asked to stop), or it could finish before the stop counts what is in flight.
+    wait_for(lambda: worker_status(runtime, "jobs-worker")["state"] == "stopping", message="the drain to begin")
     gate.opened.set()
     wait_state(runtime, "stopped")
     assert gate.handled == [{"n": 0}]
@@ -206,9 +211,9 @@ def test_an_unknown_path_is_404_json(serve, path) -> None:
 
 
 def test_the_token_and_other_secrets_never_appear_in_any_answer(serve, isolated: Path) -> None:
-    # Given secrets in .secrets.toml (the token, and a plugin password)
+    # Given secrets in .secrets.toml (the token, and a plugin password, next to an empty table)
     (isolated / ".secrets.toml").write_text(
-        f'[platform.control]\ntoken = "{TOKEN}"\n[jobs]\npassword = "hunter2-very-secret"\n')
+        f'[platform.control]\ntoken = "{TOKEN}"\n[jobs]\npassword = "hunter2-very-secret"\n[jobs.empty]\n')
     settings = control_settings()
     del settings["platform"]["control"]["token"]
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import PlbaProcess, plba, plba_env, plba_in_process
+from tests.helpers import PlbaProcess, plba, plba_env, plba_in_process, wait_for
 
 TOKEN = "cli-token-5b2e8d"
 LISTENING = re.compile(r"control plane listening on (http://127\.0\.0\.1:(\d+))")
@@ -70,11 +70,28 @@ def free_port() -> int:
 
 
 def start_plba_run(processes, cwd: Path, **env: str) -> tuple[PlbaProcess, str]:
-    """`plba run` with no plugins; returns it and the control URL read from its log line."""
+    """`plba run` with no plugins, once it runs; returns it and the control URL read from its log line."""
     process = PlbaProcess("run", cwd=cwd, env=plba_env(None, PLBA_LOAD_PLUGINS="", **env))
     processes.append(process)
-    process.wait_for_output("control plane listening on")
+    # The control plane listens (and answers "starting") before the workers start: a status read
+    # right after that line could see the start still going. "runtime started" comes once it runs.
+    process.wait_for_output("runtime started")
     return process, LISTENING.search(process.output()).group(1)
+
+
+def start_on_a_fixed_port(processes, cwd: Path, attempts: int = 5) -> tuple[PlbaProcess, str, int]:
+    """`plba run` on a port fixed in settings.toml; a port taken between choosing and binding it means another one."""
+    for _ in range(attempts):
+        port = free_port()
+        (cwd / "settings.toml").write_text(f"[platform.control]\nport = {port}\n")
+        process = PlbaProcess("run", cwd=cwd, env=plba_env(None, PLBA_LOAD_PLUGINS=""))
+        processes.append(process)
+        wait_for(lambda p=process: "runtime started" in p.output() or p.process.poll() is not None, timeout=20,
+                 message="plba run to start or exit")
+        if "runtime started" in process.output():
+            return process, LISTENING.search(process.output()).group(1), port
+        assert "address already in use" in process.output(), process.output()
+    raise AssertionError(f"no free port stayed free for {attempts} attempts")
 
 
 def test_plba_run_logs_its_port_and_plba_stop_with_the_token_ends_it_cleanly(processes, isolated) -> None:
@@ -136,10 +153,8 @@ def test_plba_stop_against_an_instance_without_a_token_explains_how_to_enable_ac
 
 def test_status_and_stop_find_the_instance_from_the_same_settings_files(processes, isolated) -> None:
     # Given a project whose settings.toml fixes the port and whose .secrets.toml holds the token
-    port = free_port()
-    (isolated / "settings.toml").write_text(f"[platform.control]\nport = {port}\n")
     (isolated / ".secrets.toml").write_text(f'[platform.control]\ntoken = "{TOKEN}"\n')
-    run, url = start_plba_run(processes, isolated)
+    run, url, port = start_on_a_fixed_port(processes, isolated)
     assert url == f"http://127.0.0.1:{port}"
     # When `plba status` and `plba status --json` run in the same project, without --url
     table = plba_in_process("status", cwd=isolated, env=plba_env())

@@ -10,7 +10,7 @@ import pytest
 from plba import Task
 from plba.actions import PLATFORM_ACTIONS
 from tests.control.conftest import TOKEN, JobsPlugin, control_settings, wait_state
-from tests.helpers import wait_for
+from tests.helpers import plba_env, plba_in_process, wait_for
 
 SECRET_PAYLOAD = {"order": 7, "password": "hunter2-payload"}
 
@@ -52,7 +52,9 @@ def test_every_action_declares_the_role_design_gives_it() -> None:
     roles = {action.name: action.role for action in PLATFORM_ACTIONS}
     assert roles == {"stop": "operator", "start": "operator", "reload": "operator", "loggers": "operator",
                      "queues.requeue": "operator", "queues.purge": "admin", "queues.pause": "operator",
-                     "queues.resume": "operator", "schedules.run": "operator", "instances.stop": "operator"}
+                     "queues.resume": "operator", "schedules.run": "operator", "instances.stop": "operator",
+                     "users.add": "admin", "users.set_role": "admin", "users.remove": "admin",
+                     "tokens.create": "admin", "tokens.revoke": "admin"}
 
 
 def test_every_action_has_its_route_on_the_control_plane(serve) -> None:
@@ -172,11 +174,33 @@ def test_a_paused_queue_is_not_consumed_and_shows_everywhere_until_resumed(serve
     assert http.get("/queues").body["queues"]["jobs"]["paused"] is True
     assert http.get("/status").body["queues"]["jobs"]["paused"] is True
     assert "plba_queue_paused{queue=\"jobs\"} 1.0" in http.get("/metrics").text
-    health = http.get("/health").body
-    assert health["status"] == "degraded" and "paused" in str(health["components"])
     assert handler.handled == [] and plugin.queue.stats()["depth"] == 1
     assert http.post("/actions/queues/jobs/resume").body == {"queue": "jobs", "paused": False}
     wait_for(lambda: handler.handled == [{"order": 1}], message="the task handled after resume")
+
+
+def test_pausing_a_critical_workers_queue_keeps_the_instance_ready_and_says_paused(serve, isolated) -> None:
+    """Given a runtime whose only (critical) worker consumes `jobs`, when an operator pauses `jobs`.
+
+    Then health stays ok with the pause as the worker's detail, readiness stays 200, and the
+    worker's status says paused (its state stays idle); after resume the flag is gone.
+    """
+    plugin = JobsPlugin()
+    runtime, http = serve(plugin)
+    assert runtime.supervisor.workers[0].critical
+    assert http.post("/actions/queues/jobs/pause").status == 200
+    health = http.get("/health")
+    assert health.status == 200 and health.body["status"] == "ok"
+    assert "paused" in health.body["components"]["jobs-worker"]["detail"]
+    ready = http.get("/health/ready")
+    assert ready.status == 200, ready.text
+    worker = http.get("/status").body["workers"][0]
+    assert worker["paused"] is True and worker["state"] == "idle"
+    shown = plba_in_process("status", "--url", runtime.control.url, cwd=isolated, env=plba_env(COLUMNS="200"))
+    assert shown.returncode == 0 and "jobs-worker  paused" in shown.stdout, shown.stdout
+    assert http.post("/actions/queues/jobs/resume").status == 200
+    assert http.get("/status").body["workers"][0]["paused"] is False
+    assert http.get("/health/ready").status == 200
 
 
 # -- log levels --------------------------------------------------------------------------------
@@ -311,3 +335,27 @@ def test_a_reload_that_changes_the_log_section_applies_it(serve, isolated) -> No
         assert http.get("/loggers").body["loggers"]["root"]["level"] == "ERROR"
     finally:
         root.setLevel(before)
+
+
+def test_the_fleet_read_commands_print_tables_and_say_when_there_is_nothing(serve, isolated) -> None:
+    """Given a runtime with 2 dead letters and one audited action, then each read command prints its table.
+
+    And a queue without dead letters and an empty audit log are said in one line.
+    """
+    runtime, http, _, _ = dead_runtime(serve, tasks=2)
+    env = plba_env(COLUMNS="200")
+
+    def shown(*args: str) -> str:
+        answer = plba_in_process(*args, "--url", runtime.control.url, cwd=isolated, env=env)
+        assert answer.returncode == 0, answer.stdout + answer.stderr
+        return answer.stdout
+
+    assert shown("audit") == "no audit events yet\n"
+    assert "jobs" in shown("queues", "list") and "Queues" in shown("queues", "list")
+    dead = shown("queues", "dead", "jobs")
+    assert "Dead tasks in jobs" in dead and "cannot handle 0" in dead and "cannot handle 1" in dead
+    assert runtime.cluster.owner in shown("instances")
+    assert "plba" in shown("loggers")
+    assert http.post("/actions/queues/jobs/purge", {"what": "dead"}).body == {"removed": 2}
+    assert shown("queues", "dead", "jobs") == "no dead tasks in jobs\n"
+    assert "purge" in shown("audit")

@@ -149,7 +149,7 @@ def test_given_a_consumer_blocked_on_an_empty_queue_when_interrupted_then_it_ret
     results = []
     waiter = threading.Thread(target=lambda: results.append(queue.consume()))
     waiter.start()
-    wait_for(lambda: queue._keeper is not None, message="the consumer to start")
+    wait_for(lambda: queue._keeper.started, message="the consumer to start")
     queue.interrupt()
     waiter.join(timeout=5)
     assert not waiter.is_alive() and results == [None]

@@ -14,6 +14,7 @@ from plba.users import (
     AccountError,
     Accounts,
     InvalidLogin,
+    LastAdmin,
     LoginThrottle,
     LoginThrottled,
     Passwords,
@@ -115,28 +116,35 @@ def test_an_unknown_user_costs_one_argon2_verification_like_a_wrong_password(db,
     assert all(encoded.startswith("$argon2id$v=19$m=1024,t=1,p=1$") for encoded in hasher.verified)
 
 
-def test_a_new_password_replaces_the_old_one_and_ends_sessions(accounts: Accounts) -> None:
-    # Given a user with a session id
-    before = accounts.users.add("alice", "viewer", PASSWORD)
-    assert accounts.users.by_session_id(before.session_id) == before
-    # When her password changes
+def test_a_new_password_replaces_the_old_one(accounts: Accounts) -> None:
+    # Given a user
+    accounts.users.add("alice", "viewer", PASSWORD)
+    # When her password changes, then only the new password works
     accounts.users.set_password("alice", "a new and longer passphrase")
-    # Then only the new password works, and the old session id finds nobody
     assert accounts.users.authenticate("alice", "a new and longer passphrase").name == "alice"
     with pytest.raises(InvalidLogin):
         accounts.users.authenticate("alice", PASSWORD)
-    assert accounts.users.by_session_id(before.session_id) is None
-    assert accounts.users.by_session_id(accounts.users.get("alice").session_id).name == "alice"
 
 
-def test_a_removed_and_re_added_user_does_not_get_old_sessions_back(accounts: Accounts) -> None:
-    # Given a user's session id, then the user removed and added again with the same password
-    old = accounts.users.add("alice", "viewer", PASSWORD).session_id
-    accounts.users.remove("alice")
-    accounts.users.add("alice", "viewer", PASSWORD)
-    # Then the old session id finds nobody
-    assert accounts.users.by_session_id(old) is None
-    assert accounts.users.by_session_id("no-such-id:abc") is None
+def test_the_only_admin_is_kept_when_asked(accounts: Accounts) -> None:
+    # Given one admin and one viewer
+    accounts.users.add("root", "admin", PASSWORD)
+    accounts.users.add("bob", "viewer", PASSWORD)
+    # When the console asks to demote or remove the only admin, then it is refused and nothing changes
+    for change in (lambda: accounts.users.set_role("root", "operator", keep_an_admin=True),
+                   lambda: accounts.users.remove("root", keep_an_admin=True)):
+        with pytest.raises(LastAdmin, match="root is the only admin: give another user the admin role first"):
+            change()
+    assert accounts.users.require("root").role is Role.ADMIN
+    # When bob becomes admin too, then root may go, and bob is then the one kept
+    accounts.users.set_role("bob", "admin", keep_an_admin=True)
+    accounts.users.set_role("root", "viewer", keep_an_admin=True)
+    accounts.users.remove("root", keep_an_admin=True)
+    with pytest.raises(LastAdmin):
+        accounts.users.remove("bob", keep_an_admin=True)
+    # And without the guard (the command line on the server) the last admin can go
+    accounts.users.remove("bob")
+    assert accounts.users.list() == []
 
 
 def test_a_hash_made_with_old_parameters_is_upgraded_at_login(db, clock) -> None:

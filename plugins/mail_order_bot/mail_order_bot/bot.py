@@ -19,7 +19,7 @@ from plba.tracing import TraceService
 
 from mail_order_bot.catalogue import load_catalogue
 from mail_order_bot.config import BotConfig
-from mail_order_bot.mailboxes import MailboxClient, MailboxError, MailboxPool, MaildirMailbox
+from mail_order_bot.mailboxes import MailboxClient, MailboxError, MailboxPool
 from mail_order_bot.processing import OrderProcessor
 from mail_order_bot.samples import seed_maildir
 from mail_order_bot.store import OrderStore
@@ -99,12 +99,7 @@ class MailOrderBot:
 
     def new_client(self) -> MailboxClient:
         """A fresh, unconnected mailbox client for the configured source."""
-        if self.config.source == "imap":
-            # imap-tools (and ssl) load only when the IMAP source is chosen.
-            from mail_order_bot.imap import ImapMailbox
-
-            return ImapMailbox(self.config.imap)
-        return MaildirMailbox(self.config.maildir)
+        return self.config.mailbox()
 
     def publish(self, key: str) -> None:
         """Queue one message, opening the trace that follows it through processing."""

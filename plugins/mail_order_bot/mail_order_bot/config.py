@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from mail_order_bot.limits import Limits
-from mail_order_bot.mailboxes import ImapSettings
+from mail_order_bot.mailboxes import ImapSettings, MailboxClient, MaildirMailbox
 
 if TYPE_CHECKING:
     from dynaconf import Validator
@@ -130,6 +130,15 @@ class BotConfig:
         if self.source == "imap":
             return f"imap {self.imap.user}@{self.imap.host}:{self.imap.port}/{self.imap.folder}"
         return f"maildir {self.maildir}"
+
+    def mailbox(self) -> MailboxClient:
+        """A fresh, unconnected mailbox client for the configured source."""
+        if self.source == "imap":
+            # imap-tools (and ssl) load only when the IMAP source is chosen.
+            from mail_order_bot.imap import ImapMailbox
+
+            return ImapMailbox(self.imap)
+        return MaildirMailbox(self.maildir)
 
     def where(self) -> str:
         """Where mail is read from, for logs (never the password)."""

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import imaplib
+import io
 import re
 import select
+import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
-from imap_tools import BaseMailBox, MailBox, MailBoxUnencrypted
+from imap_tools import AND, BaseMailBox, H, MailBox, MailBoxUnencrypted
 from imap_tools.errors import ImapToolsError, MailboxLoginError
 
 from mail_order_bot.mailboxes import ImapSettings, MailboxAuthError, MailboxClient, MailboxError
@@ -58,14 +60,19 @@ class ImapMailbox(MailboxClient):
 
     def size(self, key: str) -> int | None:
         """RFC822.SIZE, which the server reports without sending the message."""
-        with self._guard("fetch size") as box:
-            typ, data = box.client.uid("FETCH", key, "(RFC822.SIZE)")
-        _expect_ok(typ, data, "fetch size")
-        for item in data:
-            line = item[0] if isinstance(item, tuple) else item
-            if isinstance(line, bytes) and (found := SIZE.search(line)):
-                return int(found.group(1))
-        return None  # no FETCH response: the UID is gone
+        for sync in (False, True):
+            with self._guard("fetch size") as box:
+                if sync:
+                    # This session may not know the UID yet (the mail came after its last command,
+                    # e.g. moved back from the rejects folder): NOOP syncs its view, then ask again.
+                    box.client.noop()
+                typ, data = box.client.uid("FETCH", key, "(RFC822.SIZE)")
+            _expect_ok(typ, data, "fetch size")
+            for item in data:
+                line = item[0] if isinstance(item, tuple) else item
+                if isinstance(line, bytes) and (found := SIZE.search(line)):
+                    return int(found.group(1))
+        return None  # no FETCH response, even after a sync: the UID is gone
 
     def read(self, key: str, offset: int, length: int) -> bytes:
         """A partial fetch, BODY.PEEK[]<offset.length>, which leaves the Seen flag alone."""
@@ -95,6 +102,30 @@ class ImapMailbox(MailboxClient):
                 self._rejects_ready = True
             box.move(key, folder)
 
+    def restore(self, message_id: str) -> int:
+        """In the rejects folder: find by HEADER Message-ID, clear Seen, then MOVE back to the folder.
+
+        Seen is cleared while the message is still in the rejects folder, where its UID is known;
+        after the move it has a new UID in the folder, and arrives there unseen.
+        """
+        s = self.settings
+        with self._guard("restore") as box:
+            if not box.folder.exists(s.rejects_folder):
+                return 0
+            box.folder.set(s.rejects_folder)
+            try:
+                # HEADER search matches substrings: only an exact Message-ID counts.
+                uids = [msg.uid for msg in box.fetch(AND(header=H("Message-ID", message_id)), mark_seen=False,
+                                                     headers_only=True, bulk=True)
+                        if msg.uid and _header(msg.headers, "message-id") == message_id]
+                if uids:
+                    typ, data = box.client.uid("STORE", ",".join(uids), "-FLAGS.SILENT", r"(\Seen)")
+                    _expect_ok(typ, data, "store")
+                    box.move(uids, s.folder)
+            finally:
+                box.folder.set(s.folder)
+        return len(uids)
+
     def wait_for_mail(self, timeout: float, stop: threading.Event) -> bool:
         """IMAP IDLE for up to `timeout` seconds; True when the server announced new mail."""
         with self._guard("idle") as box:
@@ -115,10 +146,13 @@ class ImapMailbox(MailboxClient):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
-            # Short select slices keep a stop prompt; a dropped connection shows up as EOF here.
-            readable, _, _ = select.select([box.client.sock], [], [], min(0.25, remaining))
-            if not readable:
-                continue
+            # Short select slices keep a stop prompt; a dropped connection shows up as EOF here. Lines
+            # already buffered come first: one segment can carry several (`* 1 EXPUNGE`, `* 0 RECENT`,
+            # then `* 1 EXISTS`), and select() sees only what is still in the socket.
+            if not _buffered(box):
+                readable, _, _ = select.select([box.client.sock], [], [], min(0.25, remaining))
+                if not readable:
+                    continue
             line = box.client._get_line()
             if line.startswith(b"* BYE"):
                 raise MailboxError(f"server closed the connection: {line.decode(errors='replace')}")
@@ -138,6 +172,26 @@ class ImapMailbox(MailboxClient):
             # The connection is in an unknown state: drop it so the next call starts clean.
             self.close()
             raise MailboxError(f"{self.description}: {action} failed: {_describe(exc)}") from None
+
+
+def _buffered(box: BaseMailBox) -> bool:
+    """Whether the connection holds unread data (in imaplib's buffer or TLS's), checked without blocking."""
+    sock = box.client.sock
+    file = box.client.file
+    assert isinstance(file, io.BufferedReader), "imaplib reads through sock.makefile('rb')"
+    timeout = sock.gettimeout()
+    sock.settimeout(0)
+    try:
+        return bool(file.peek(1))
+    except ssl.SSLWantReadError:
+        return False  # TLS without data to read yet
+    finally:
+        sock.settimeout(timeout)
+
+
+def _header(headers: Mapping[str, tuple[str, ...]], name: str) -> str:
+    values = headers.get(name) or ("",)
+    return values[0].strip()
 
 
 def _expect_ok(typ: str, data: list, action: str) -> None:

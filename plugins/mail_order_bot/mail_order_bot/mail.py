@@ -18,6 +18,7 @@ from mail_order_bot.limits import Limits
 
 # Enough for the headers of any sane mail; an oversized mail is judged on them alone.
 HEADER_BYTES = 256 * 1024
+SUBJECT_CHARS = 300
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class OrderMail:
     files: tuple[OrderFile, ...]
     digest: str
     problem: str | None = None
+    subject: str = ""
 
 
 def read_mail(chunks: Iterable[bytes], limits: Limits) -> OrderMail:
@@ -77,7 +79,9 @@ def _mail(message: Message, whole: str, content: list[str], files: tuple[OrderFi
     # relays keep the sender, the Date header and the attachments, whatever they re-encode.
     digest = hashlib.sha256("\0".join([address.lower(), str(message.get("Date") or ""), *content]).encode(
         "utf-8", "surrogateescape")).hexdigest()
-    return OrderMail(message_id, address.lower(), files, digest, problem)
+    # Capped: it is shown on the console's Rejections page, not archived.
+    subject = " ".join(_decode_words(str(message.get("Subject") or "")).split())[:SUBJECT_CHARS]
+    return OrderMail(message_id, address.lower(), files, digest, problem, subject)
 
 
 # A delimiter line seen while reading a part: (boundary, closing), or None at the end of the mail.

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import email.parser
 import itertools
 import os
 import socket
@@ -63,6 +64,13 @@ class MailboxClient(abc.ABC):
     @abc.abstractmethod
     def reject(self, key: str) -> None:
         """Mark the message seen and move it to the rejects folder, creating that folder if needed."""
+
+    @abc.abstractmethod
+    def restore(self, message_id: str) -> int:
+        """Move the messages whose Message-ID header is `message_id` from the rejects folder back, unseen; how many.
+
+        0 when the rejects folder holds no such message (or does not exist).
+        """
 
     def wait_for_mail(self, timeout: float, stop: threading.Event) -> bool:
         """Block until new mail may have arrived, `timeout` passed or `stop` is set; True on a notification."""
@@ -144,6 +152,32 @@ class MaildirMailbox(MailboxClient):
             (self.rejects / sub).mkdir(parents=True, exist_ok=True)
         self._move(key, self.rejects / "cur")
 
+    def restore(self, message_id: str) -> int:
+        """Move each matching message from `.Rejected` back to `new/`, where it is unseen."""
+        moved = 0
+        for path in self._rejected(message_id):
+            try:
+                path.rename(self.root / "new" / path.name.split(":", 1)[0])
+            except FileNotFoundError:
+                continue  # another retry moved it meanwhile
+            except OSError as exc:
+                raise MailboxError(f"{self.description}: cannot move {path.name} back: {exc.strerror or exc}") from None
+            moved += 1
+        return moved
+
+    def _rejected(self, message_id: str) -> list[Path]:
+        found = []
+        for sub in ("cur", "new"):
+            try:
+                paths = sorted((self.rejects / sub).iterdir())
+            except FileNotFoundError:
+                continue  # nothing was ever rejected
+            except OSError as exc:
+                raise MailboxError(f"{self.description}: cannot list {self.rejects / sub}: "
+                                   f"{exc.strerror or exc}") from None
+            found += [path for path in paths if _message_id(path) == message_id]
+        return found
+
     def _move(self, key: str, folder: Path) -> None:
         path = self._find(key)
         if path is None:
@@ -203,6 +237,24 @@ class MailboxPool:
         for client in clients:
             client.close()
         self._local = threading.local()
+
+
+def _message_id(path: Path, limit: int = 256 * 1024) -> str | None:
+    """The Message-ID header of a maildir file, read from its header block only (at most `limit` bytes)."""
+    lines = []
+    try:
+        with path.open("rb") as file:
+            for line in file:
+                if not line.strip(b"\r\n") or limit <= 0:
+                    break
+                lines.append(line)
+                limit -= len(line)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise MailboxError(f"cannot read {path}: {exc.strerror or exc}") from None
+    value = email.parser.BytesHeaderParser().parsebytes(b"".join(lines)).get("Message-ID")
+    return str(value).strip() if value is not None else None
 
 
 def _flags(name: str) -> str:

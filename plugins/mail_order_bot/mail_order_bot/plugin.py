@@ -68,4 +68,4 @@ def register_admin(admin: Admin) -> None:
     from mail_order_bot import admin as pages
     from mail_order_bot.config import BotConfig
 
-    pages.register(admin, BotConfig.from_settings(admin.runtime.settings).database)
+    pages.register(admin, BotConfig.from_settings(admin.runtime.settings))

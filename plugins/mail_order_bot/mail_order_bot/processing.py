@@ -13,7 +13,7 @@ from mail_order_bot.limits import Limits
 from mail_order_bot.mail import HEADER_BYTES, OrderMail, read_mail, read_oversized
 from mail_order_bot.mailboxes import MailboxClient, MailboxError
 from mail_order_bot.orders import RejectedOrder, build_order
-from mail_order_bot.store import OrderStore
+from mail_order_bot.store import RETRYING, OrderStore
 
 logger = logging.getLogger("mail_order_bot.processing")
 
@@ -56,7 +56,7 @@ class OrderProcessor:
             raise
         except Exception as exc:  # noqa: BLE001 - a mail the parser chokes on would choke it on every retry
             unreadable = f"<unreadable-{hashlib.sha256(key.encode()).hexdigest()}@mail-order-bot>"
-            return self._reject(client, key, unreadable, _failure(key, exc), None)
+            return self._reject(client, key, unreadable, _failure(key, exc))
         self.progress("parsed", message_id=mail.message_id, customer=mail.customer)
         return self._settle(client, key, mail)
 
@@ -76,8 +76,9 @@ class OrderProcessor:
             logger.warning("Message-ID %s was already used by a different mail; recording this one as %s",
                            mail.message_id, record_key)
             earlier = self.store.outcome(record_key)
-        if earlier is not None:
+        if earlier is not None and earlier.kind != RETRYING:
             # Rows stored before digests existed (digest NULL) count as the same mail, as they did then.
+            # A retried rejection is not an outcome: its mail is processed afresh, replacing it.
             if earlier.kind == "stored":
                 client.mark_seen(key)
                 self.progress("marked seen", duplicate=True)
@@ -90,11 +91,11 @@ class OrderProcessor:
             self.progress("validated", lines=len(order.lines), total=str(order.total))
             self.store.save_order(order, mail.digest)
         except RejectedOrder as rejected:
-            return self._reject(client, key, record_key, rejected.reason, mail.digest)
+            return self._reject(client, key, record_key, rejected.reason, mail)
         except TRANSIENT:
             raise
         except Exception as exc:  # noqa: BLE001 - deterministic for this mail: retrying would loop forever
-            return self._reject(client, key, record_key, _failure(key, exc), mail.digest)
+            return self._reject(client, key, record_key, _failure(key, exc), mail)
         self.progress("stored", total=str(order.total))
         client.mark_seen(key)
         self.progress("marked seen")
@@ -102,9 +103,13 @@ class OrderProcessor:
                     order.customer, len(order.lines), order.total, order.message_id)
         return STORED
 
-    def _reject(self, client: MailboxClient, key: str, message_id: str, reason: str, digest: str | None) -> str:
+    def _reject(self, client: MailboxClient, key: str, message_id: str, reason: str,
+                mail: OrderMail | None = None) -> str:
         # Recorded before the move, so a crash in between still leaves the reason on file.
-        self.store.record_rejection(message_id, reason, digest)
+        if mail is None:
+            self.store.record_rejection(message_id, reason)
+        else:
+            self.store.record_rejection(message_id, reason, mail.digest, mail.subject, mail.customer)
         self.progress("rejected", reason=reason)
         client.reject(key)
         self.progress("moved to rejects")

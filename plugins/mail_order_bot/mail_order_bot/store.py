@@ -48,13 +48,23 @@ MIGRATIONS = (
         PRIMARY KEY (mailbox, mail_key)
     );
     """,
+    # 2: the rejected mail's subject and sender, for the console's Rejections page (NULL for older rows),
+    # and when a retry from the console began (NULL unless one is under way).
+    """
+    ALTER TABLE rejections ADD COLUMN subject TEXT;
+    ALTER TABLE rejections ADD COLUMN sender TEXT;
+    ALTER TABLE rejections ADD COLUMN retry_since REAL;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+STORED, REJECTED, RETRYING = "stored", "rejected", "retrying"
+
+
 @dataclass(frozen=True)
 class Outcome:
-    """What became of a Message-ID: 'stored' or 'rejected', and the digest of the mail it came from."""
+    """What became of a Message-ID: stored, rejected or retrying (rejected, sent back by a retry), and its digest."""
 
     kind: str
     digest: str | None
@@ -118,15 +128,22 @@ class OrderStore:
                 "INSERT INTO order_lines(order_id, sku, quantity, unit_price) VALUES (?, ?, ?, ?)",
                 [(cursor.lastrowid, line.sku, line.quantity, str(line.unit_price)) for line in order.lines],
             )
+            # A retried rejection that is now an order: the rejection goes with the same commit.
+            conn.execute("DELETE FROM rejections WHERE message_id = ? AND retry_since IS NOT NULL",
+                         (order.message_id,))
         return True
 
-    def record_rejection(self, message_id: str, reason: str, digest: str | None = None) -> bool:
-        """Record why a message was rejected; False when it was already recorded."""
+    def record_rejection(self, message_id: str, reason: str, digest: str | None = None,
+                         subject: str | None = None, sender: str | None = None) -> bool:
+        """Record why a message was rejected (replacing a retried rejection); False when it was already recorded."""
         conn = self._connect()
         with conn:
             cursor = conn.execute(
-                "INSERT OR IGNORE INTO rejections(message_id, reason, created_at, digest) VALUES (?, ?, ?, ?)",
-                (message_id, reason, time.time(), digest),
+                "INSERT INTO rejections(message_id, reason, created_at, digest, subject, sender) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(message_id) DO UPDATE SET reason = excluded.reason, "
+                "created_at = excluded.created_at, digest = excluded.digest, subject = excluded.subject, "
+                "sender = excluded.sender, retry_since = NULL WHERE rejections.retry_since IS NOT NULL",
+                (message_id, reason, time.time(), digest, subject, sender),
             )
         return cursor.rowcount > 0
 
@@ -135,11 +152,34 @@ class OrderStore:
         conn = self._connect()
         row = conn.execute("SELECT digest FROM orders WHERE message_id = ?", (message_id,)).fetchone()
         if row:
-            return Outcome("stored", row[0])
-        row = conn.execute("SELECT digest FROM rejections WHERE message_id = ?", (message_id,)).fetchone()
+            return Outcome(STORED, row[0])
+        row = conn.execute("SELECT digest, retry_since FROM rejections WHERE message_id = ?", (message_id,)).fetchone()
         if row:
-            return Outcome("rejected", row[0])
+            return Outcome(REJECTED if row[1] is None else RETRYING, row[0])
         return None
+
+    def begin_retry(self, message_id: str) -> float | None:
+        """Mark the rejection as retried, so the bot processes its mail afresh; the mark, or None when not rejected.
+
+        The mark is set before the mail goes back to the inbox: the bot may take the mail up before
+        `finish_retry` runs, and must not take it for a duplicate of its own rejection.
+        """
+        mark = time.time()
+        with self._connect() as conn:
+            cursor = conn.execute("UPDATE rejections SET retry_since = ? WHERE message_id = ?", (mark, message_id))
+        return mark if cursor.rowcount else None
+
+    def finish_retry(self, message_id: str, mark: float) -> bool:
+        """Delete the rejection its mail went back for; False when the bot (or another retry) got there first."""
+        with self._connect() as conn:
+            cursor = conn.execute("DELETE FROM rejections WHERE message_id = ? AND retry_since = ?", (message_id, mark))
+        return cursor.rowcount > 0
+
+    def abandon_retry(self, message_id: str, mark: float) -> None:
+        """The mail could not be sent back: the rejection stands as it was."""
+        with self._connect() as conn:
+            conn.execute("UPDATE rejections SET retry_since = NULL WHERE message_id = ? AND retry_since = ?",
+                         (message_id, mark))
 
     def park(self, mailbox: str, key: str, reason: str) -> None:
         """Keep a mail out of discovery while its task is dead (or on its last attempt)."""

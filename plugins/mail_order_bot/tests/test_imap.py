@@ -76,6 +76,20 @@ def test_idle_picks_up_a_new_mail_without_polling(run_bot, folder, tmp_path):
     assert store.orders()[0].message_id == "<idle@x>"
 
 
+def test_idle_still_picks_up_new_mail_after_a_rejection_expunged_one(run_bot, folder, tmp_path):
+    # Given an IDLE bot that rejected a mail (its move to the rejects folder expunges it from the folder)
+    runtime = imap_bot(run_bot, folder, mode="idle", idle_timeout=600)
+    wait_until(lambda: component(runtime, "mailbox")["status"] == "ok", message="the bot to connect")
+    folder.append(order_mail(kind="none", message_id="<first-bad@x>"))
+    store = OrderStore(tmp_path / "orders.sqlite")
+    wait_until(lambda: store.rejections() and folder.count(folder.rejects) == 1, message="the rejection")
+    # When the next mail arrives (its EXISTS may come behind the EXPUNGE's leftovers in one read)
+    folder.append(order_mail([("LAMP-01", 1)], message_id="<next@x>"))
+    # Then it is stored at once, not at the next IDLE timeout
+    wait_until(lambda: store.orders() and not folder.unseen(), message="the next order via IDLE")
+    assert [o.message_id for o in store.orders()] == ["<next@x>"]
+
+
 def test_idle_reconnects_after_the_connection_drops(run_bot, folder, tmp_path, dovecot):
     # Given a bot in IDLE mode, connected
     runtime = imap_bot(run_bot, folder, mode="idle", idle_timeout=600)

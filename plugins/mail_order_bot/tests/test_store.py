@@ -79,7 +79,8 @@ def test_the_database_uses_wal_and_the_documented_tables(tmp_path):
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert columns["orders"] == ["id", "message_id", "customer", "total", "created_at", "digest"]
     assert columns["order_lines"] == ["order_id", "sku", "quantity", "unit_price"]
-    assert columns["rejections"] == ["message_id", "reason", "created_at", "digest"]
+    assert columns["rejections"] == ["message_id", "reason", "created_at", "digest", "subject", "sender",
+                                     "retry_since"]
     assert columns["parked"] == ["mailbox", "mail_key", "reason", "parked_at"]
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
