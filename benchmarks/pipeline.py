@@ -102,7 +102,7 @@ def main() -> None:
     """Measure every variant and print its median rate and its ratio to the bare reference."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tasks", type=int, default=50_000)
-    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--rounds", type=int, default=15)
     args = parser.parse_args()
     # As `plba run` leaves it with the default settings: INFO, trace ids on every record.
     configure_logging("INFO", "plain", stream=io.StringIO())

@@ -24,6 +24,7 @@ from plba.contracts import (
 )
 from plba.stats import Histogram
 from plba.thread_worker import join_threads
+from plba.tracing.context import call_in_span, extract
 from plba.tracing.service import TraceService
 
 logger = logging.getLogger("plba.worker")
@@ -250,10 +251,17 @@ class QueueWorker(Worker):
         # The thread's own slot, so no lock: a dict store and pop are atomic, and abandon() pops too.
         self._running[ident] = (task, started)
         try:
-            if "traceparent" not in task.metadata and self.traces.discards:
-                self._handle(task)  # nothing to record and no trace to resume: spare the span
+            traces = self.traces
+            if traces.discards:
+                # Nothing would record the span, so none is built; the trace the task carries is still
+                # current, under a span id of the task's own, so the handler's log lines carry its ids.
+                parent = extract(task.metadata) if "traceparent" in task.metadata else None
+                if parent is None:
+                    self._handle(task)
+                else:
+                    call_in_span(parent.child(), self._handle, task)
             else:
-                with self.traces.resume(task.metadata, f"task {task.name}", task_id=task.id, attempt=attempt):
+                with traces.resume(task.metadata, f"task {task.name}", task_id=task.id, attempt=attempt):
                     self._handle(task)
         except Exception as exc:  # noqa: BLE001 - the handler's failure is the task's failure
             self._timed(started, batch)

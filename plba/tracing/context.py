@@ -95,6 +95,15 @@ def use_span(span: SpanContext | None) -> Iterator[SpanContext | None]:
         _current.reset(token)
 
 
+def call_in_span(span: SpanContext | None, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    """Call `fn` with `span` current: `with use_span(span): fn(...)` at a fraction of the cost per call."""
+    token = _current.set(span)
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        _current.reset(token)
+
+
 def wrap(fn: Callable[P, R]) -> Callable[P, R]:
     """Bind `fn` to the context current now, so it keeps the trace when another thread runs it.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import functools
 import json
 import logging
 import weakref
@@ -22,6 +23,9 @@ logger = logging.getLogger("plba.traces")
 # One encoder for every line: building one per json.dumps call is a measurable share of a span.
 _ENCODER = json.JSONEncoder(default=str, separators=(",", ":"))
 _escape = encode_basestring_ascii  # what _ENCODER does to a str (ensure_ascii)
+# The spans of one trace share its id, and those of a batch of tasks their parent and name: a cache
+# hit costs a fraction of escaping the string again, which is the largest single cost of a line.
+_escape_shared = functools.lru_cache(maxsize=1024)(_escape)
 
 
 def _chunk_encoder() -> Callable[[Any, int], Sequence[str]]:
@@ -124,9 +128,9 @@ class JsonlTraceTransport(TraceTransport):
         # this runs for every task.
         context, parent, name, error = span.context, span.context.parent_id, span.name, span.error
         self._writer.write(
-            f'{{"trace_id":{_escape(context.trace_id)},"span_id":{_escape(context.span_id)},'
-            f'"parent_id":{"null" if parent is None else _escape(parent)},'
-            f'"name":{_escape(name) if type(name) is str else _ENCODER.encode(name)},'
+            f'{{"trace_id":{_escape_shared(context.trace_id)},"span_id":{_escape(context.span_id)},'
+            f'"parent_id":{"null" if parent is None else _escape_shared(parent)},'
+            f'"name":{_escape_shared(name) if type(name) is str else _ENCODER.encode(name)},'
             f'"start":{span.started:.6f},"end":{ended:.6f},"duration_ms":{(ended - span.started) * 1000:.3f},'
             f'"attributes":{"".join(_chunks(span.attributes, 0))},'
             f'"messages":{"".join(_chunks(span.messages, 0)) if span.messages else "[]"},'

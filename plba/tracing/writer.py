@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import os
 import threading
+import weakref
 from pathlib import Path
 
 # Lines are written when this many bytes wait, every FLUSH_INTERVAL seconds, and at close.
@@ -36,14 +37,12 @@ class AppendWriter:
         self._pending: collections.deque[str] = collections.deque()
         self._size = 0  # bytes waiting, roughly: it only decides when to write
         self._fd: int | None = None
-        self._pid = os.getpid()
         self._stop = threading.Event()
         self._flusher: threading.Thread | None = None
+        _writers.add(self)
 
     def write(self, line: str) -> None:
         """Queue one line (ending in a newline); raises when the file cannot be opened."""
-        if self._pid != os.getpid():
-            self._forget_parent()
         if self._fd is None:
             with self._io:
                 if self._fd is None:
@@ -117,7 +116,20 @@ class AppendWriter:
     def _forget_parent(self) -> None:
         # A forked child inherits the parent's queued lines (the parent writes them), its lock in
         # whatever state, and no flusher thread: start afresh, keeping the shared O_APPEND descriptor.
-        self._pid = os.getpid()
         self._io = threading.Lock()
         self._pending, self._size = collections.deque(), 0
         self._flusher = None
+
+
+# Every writer alive, so that a forked child resets them at the fork rather than each `write`
+# asking for the process id (a system call on every line).
+_writers: weakref.WeakSet[AppendWriter] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for writer in list(_writers):
+        writer._forget_parent()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX; elsewhere there is no fork to survive
+    os.register_at_fork(after_in_child=_after_fork_in_child)

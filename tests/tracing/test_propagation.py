@@ -11,7 +11,7 @@ import pytest
 from plba import QueueWorker, Task
 from plba.backoff import Backoff
 from plba.queue import InMemoryTaskQueue
-from plba.tracing import TraceService, current_span, extract
+from plba.tracing import LogTraceTransport, TraceService, current_span, extract
 from tests.helpers import wait_for
 
 FAST_RETRY = Backoff(base=0.01, cap=0.02, jitter=0)
@@ -125,6 +125,23 @@ def test_given_a_worker_without_a_trace_service_when_it_runs_a_traced_task_then_
 
     (line,) = wait_for(lambda: json_log.messages("handling x"), message="the handler's log line")
     assert line["trace_id"] == root.context.trace_id
+
+
+def test_given_the_log_transport_at_info_when_traced_tasks_run_then_their_logs_carry_the_trace_and_own_span_ids(
+        queue: InMemoryTaskQueue, run_worker, json_log) -> None:
+    """Given spans that go nowhere (log transport, INFO), when tasks run, then each logs the trace and its own span."""
+    traces = TraceService(LogTraceTransport())
+    assert traces.discards
+    run_worker(lambda task: logging.getLogger("acme").info("handling %s", task.payload), traces)
+
+    with traces.trace("job.discovered") as root:
+        queue.publish(Task("job", "a"))
+        queue.publish(Task("job", "b"))
+
+    lines = [wait_for(lambda n=n: json_log.messages(f"handling {n}"), message=f"task {n} logged")[0] for n in "ab"]
+    assert {line["trace_id"] for line in lines} == {root.context.trace_id}
+    span_ids = {line["span_id"] for line in lines}
+    assert len(span_ids) == 2 and root.context.span_id not in span_ids
 
 
 def test_given_an_untraced_task_when_the_worker_runs_it_then_it_gets_a_trace_of_its_own(

@@ -93,3 +93,24 @@ def test_given_a_file_that_refuses_writes_when_spans_are_flushed_then_health_deg
     assert health.status == "degraded"
     assert "trace export failing" in health.detail and "/dev/full" in health.detail
     traces.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_given_lines_waiting_when_the_process_forks_then_the_child_writes_only_its_own(tmp_path: Path) -> None:
+    """Given a line queued but not written, when the process forks, then parent and child each write theirs once."""
+    path = tmp_path / "traces.jsonl"
+    traces = TraceService(JsonlTraceTransport(path, flush_interval=60))
+    with traces.trace("parent"):
+        pass
+    pid = os.fork()
+    if pid == 0:  # the child: trace one span of its own, write it, and leave without running pytest's exit
+        try:
+            with traces.trace("child"):
+                pass
+            traces.close()
+        finally:
+            os._exit(0)
+    assert os.waitpid(pid, 0)[1] == 0
+    traces.close()
+
+    assert sorted(record["name"] for record in read_records(path)) == ["child", "parent"]
