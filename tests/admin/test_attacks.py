@@ -31,7 +31,7 @@ def test_digits_that_int_refuses_get_a_refusal_not_a_server_error(serve, account
     admin, token = logged_in(runtime, "admin")
     # "²" and "١٢" are digits to str.isdigit(); only ASCII digits are taken as numbers.
     for minutes in ("²", "١٢"):
-        answer = admin.post("/admin/loggers/set", data={"logger": "plba", "level": "DEBUG", "minutes": minutes,
+        answer = admin.post("/admin/loggers/set", data={"logger": "attack.probe", "level": "DEBUG", "minutes": minutes,
                                                         "csrf_token": token})
         assert answer.status_code == 302, minutes
     for days in ("²", "١٢"):

@@ -128,8 +128,10 @@ def test_given_a_worker_without_a_trace_service_when_it_runs_a_traced_task_then_
 
 
 def test_given_the_log_transport_at_info_when_traced_tasks_run_then_their_logs_carry_the_trace_and_own_span_ids(
-        queue: InMemoryTaskQueue, run_worker, json_log) -> None:
+        queue: InMemoryTaskQueue, run_worker, json_log, caplog) -> None:
     """Given spans that go nowhere (log transport, INFO), when tasks run, then each logs the trace and its own span."""
+    # At INFO whatever an earlier test left on the `plba` loggers.
+    caplog.set_level(logging.INFO, logger="plba.traces")
     traces = TraceService(LogTraceTransport())
     assert traces.discards
     run_worker(lambda task: logging.getLogger("acme").info("handling %s", task.payload), traces)
