@@ -34,8 +34,13 @@ DEFAULT_TIMEOUT = 10.0
 
 
 def wait_until(condition: Callable[[], T | None], timeout: float = DEFAULT_TIMEOUT, message: str = "condition",
-               interval: float = 0.01) -> T:
-    """Call `condition` until it returns something truthy and return that; AssertionError after `timeout` seconds."""
+               interval: float = 0.01, wake: threading.Event | None = None) -> T:
+    """Call `condition` until it returns something truthy and return that; AssertionError after `timeout` seconds.
+
+    `condition` is called every `interval` seconds, and at once whenever `wake` is set (a stop, a
+    record arriving): whoever changes what it looks at may set `wake` instead of being polled for.
+    """
+    wake = wake or threading.Event()
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
@@ -43,7 +48,8 @@ def wait_until(condition: Callable[[], T | None], timeout: float = DEFAULT_TIMEO
             return value
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout:g}s waiting for {message}")
-        time.sleep(interval)
+        if wake.wait(interval):
+            wake.clear()
 
 
 def drain(runtime: RuntimeManager, *queues: str, timeout: float = DEFAULT_TIMEOUT) -> None:
@@ -163,13 +169,13 @@ TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 # A consumer in its own process: lease one task, say which, then hang until killed.
 _LEASE_AND_HANG = """
-import json, sys, time
+import json, sys
 from plba.queue import open_queue
 name, table = json.loads(sys.argv[1])
 queue = open_queue(name, table)
 task = queue.consume(timeout=60)
 print(task.id if task else "nothing", flush=True)
-time.sleep(600)
+sys.stdin.read()  # until killed, or at once when the test's process is gone
 """
 
 
@@ -494,7 +500,7 @@ class QueueContract:
         queue.publish(task)
         name, table = make_queue.spec(queue)
         child = subprocess.Popen([sys.executable, "-c", _LEASE_AND_HANG, json.dumps([name, table])],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             leased = _read_line(child, timeout=60)
         finally:

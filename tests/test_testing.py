@@ -10,7 +10,7 @@ import pytest
 
 from plba import QueueWorker, Task, hookimpl
 from plba.backoff import Backoff
-from plba.testing import drain, worker_status
+from plba.testing import drain, wait_until, worker_status
 
 
 class Jobs:
@@ -78,3 +78,17 @@ def test_drain_names_a_queue_that_does_not_drain_and_an_unknown_one(plba_runtime
         drain(runtime, timeout=0.2)
     with pytest.raises(KeyError, match=r"no queue named 'nope'; the runtime has \['jobs', 'other'\]"):
         drain(runtime, "nope")
+
+
+def test_wait_until_checks_again_as_soon_as_it_is_woken() -> None:
+    # Given a condition that becomes true in another thread, which then sets the wake event
+    done, wake = threading.Event(), threading.Event()
+
+    def finish() -> None:
+        done.set()
+        wake.set()
+
+    # When waiting with an interval far longer than the test runs
+    threading.Timer(0.05, finish).start()
+    # Then the wait returns once woken, without waiting out the interval
+    assert wait_until(done.is_set, timeout=600, interval=600, wake=wake) is True

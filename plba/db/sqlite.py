@@ -33,6 +33,8 @@ class SqliteDatabase(Database):
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        # Set by close(): wakes a connection waiting to switch the file to WAL, at once.
+        self._closing = threading.Event()
 
     def exists(self) -> bool:
         """Whether the file is there."""
@@ -61,6 +63,9 @@ class SqliteDatabase(Database):
         with self._lock:
             connections, self._connections = self._connections, []
             self._local = threading.local()
+            # A fresh event, so connections opened after this close wait as before.
+            closing, self._closing = self._closing, threading.Event()
+        closing.set()
         for connection in connections:
             connection.close()
 
@@ -102,11 +107,16 @@ class SqliteDatabase(Database):
         except sqlite3.Error as exc:
             connection.close()
             raise self.error(exc) from None
+        except DatabaseError:
+            connection.close()
+            raise
         return connection
 
     def _enable_wal(self, connection: sqlite3.Connection) -> None:
         # Switching a new file to WAL needs an exclusive lock for a moment, and SQLite answers
-        # SQLITE_BUSY at once instead of calling the busy handler: retry within the busy timeout.
+        # SQLITE_BUSY at once instead of calling the busy handler: retry within the busy timeout,
+        # unless the database is closed meanwhile.
+        closing = self._closing
         deadline = time.monotonic() + self.busy_timeout
         while True:
             try:
@@ -115,7 +125,8 @@ class SqliteDatabase(Database):
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) or time.monotonic() > deadline:
                     raise
-                time.sleep(0.01)
+            if closing.wait(0.01):
+                raise DatabaseError(f"platform database {self.path}: closed while waiting to open it")
 
 
 class _SqliteTransaction:

@@ -10,6 +10,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from plba.audit.database import DatabaseAuditStore
 from plba.db import Database, IntegrityError, Migration, open_database
 from plba.errors import ConfigError, DatabaseError
 from plba.masking import MASK
+from plba.testing import wait_until
 from plba.users import Accounts
 
 NOTES = (Migration(1, ("CREATE TABLE notes (id TEXT PRIMARY KEY, body TEXT NOT NULL)",)),)
@@ -195,3 +197,32 @@ def test_a_nul_a_client_sent_finds_nothing_and_is_kept_readable(db: Database) ->
     # Then nothing is found, and the event is there, its target readable
     assert found == (None, [])
     assert store.recent(1)[0].target in ("ad\x00min", "ad\ufffdmin")
+
+
+def test_closing_wakes_a_connection_waiting_to_switch_the_file_to_wal(db_path: Path) -> None:
+    # Given a new file another connection is writing to, so switching it to WAL is refused at once
+    db_path.parent.mkdir(parents=True)
+    holder = sqlite3.connect(db_path, isolation_level=None)
+    holder.execute("CREATE TABLE other (a)")
+    holder.execute("BEGIN IMMEDIATE")
+    db = open_database(str(db_path))
+    db.busy_timeout = 600.0  # type: ignore[attr-defined]
+    errors: list[Exception] = []
+
+    def connect() -> None:
+        try:
+            db.migrate("notes", NOTES)
+        except DatabaseError as exc:
+            errors.append(exc)
+
+    waiting = threading.Thread(target=connect)
+    waiting.start()
+    try:
+        # When the database is closed (again, until the waiting connection has noticed)
+        wait_until(lambda: db.close() or not waiting.is_alive(), message="the waiting connection to give up")
+    finally:
+        holder.rollback()
+        holder.close()
+        waiting.join()
+    # Then it gave up at once, long before its busy timeout, saying why
+    assert [str(exc) for exc in errors] == [f"platform database {db_path}: closed while waiting to open it"]
