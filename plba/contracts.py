@@ -353,6 +353,15 @@ class Worker(abc.ABC):
         """Wait up to `timeout` for the worker's threads to end; True when they all have."""
         return True
 
+    @property
+    def capacity(self) -> int:
+        """How many units of work the worker can hold at once; 1 by default."""
+        return 1
+
+    def consumes(self) -> TaskQueue | None:
+        """The queue whose tasks this worker runs; None (the default) for a worker that reads none."""
+        return None
+
     def stuck_for(self) -> float:
         """Seconds the oldest unit of work in progress has been running; 0 when none is (the default)."""
         return 0.0

@@ -380,7 +380,7 @@ class RuntimeManager:
         paused = [queue for name, queue in (self.registry.queues.items() if self.registry else [])
                   if queues[name].get("paused") is True]
         for worker, entry in zip(self.supervisor.workers if self.supervisor else [], workers, strict=True):
-            entry["paused"] = any(getattr(worker, "queue", None) is queue for queue in paused)
+            entry["paused"] = any(worker.consumes() is queue for queue in paused)
         return {
             "state": self.state,
             "started_at": self.started_at,
@@ -395,7 +395,7 @@ class RuntimeManager:
         """What this instance tells the fleet in its heartbeat (`GET /instances` lists these)."""
         statuses = self.supervisor.statuses() if self.supervisor else []
         workers = self.supervisor.workers if self.supervisor else []
-        total = sum(_capacity(worker) for worker in workers)
+        total = sum(worker.capacity for worker in workers)
         busy = sum(int(status.get("in_flight") or 0) for status in statuses)
         owner = self.cluster.owner if self.cluster else ""
         return {
@@ -482,11 +482,6 @@ def _close_queues(registry: Registry) -> None:
             queue.close()
         except Exception:  # noqa: BLE001 - one queue's failure to close must not keep the others open
             logger.exception("closing a queue failed")
-
-
-def _capacity(worker: Worker) -> int:
-    """How many units of work `worker` can hold at once (QueueWorker: concurrency; ThreadWorker: threads)."""
-    return int(getattr(worker, "concurrency", 0) or getattr(worker, "threads", 1))
 
 
 def queue_stats(queue: Any) -> dict[str, Any]:

@@ -49,11 +49,11 @@ class _Supervised:
         """The worker's status; `failed` while its last start raised, or when it cannot be read."""
         return self.read_status()[0]
 
-    def read_status(self) -> tuple[WorkerStatus, str | None]:
-        """The status and, when `status()` broke its contract, why."""
+    def read_status(self, reading: tuple[WorkerStatus, str | None] | None = None) -> tuple[WorkerStatus, str | None]:
+        """The status and, when `status()` broke its contract, why; `reading` is the worker's own, if already taken."""
         if self.start_error:
             return WorkerStatus(WorkerState.FAILED, last_error=self.start_error), None
-        return read_status(self.worker)
+        return reading if reading is not None else read_status(self.worker)
 
 
 @dataclass
@@ -180,9 +180,9 @@ class WorkerSupervisor:
                 _call_quietly(worker, "stop", force=True)
         summary.finished = max(0, in_flight_before - summary.forced)
         # What the drain finished is counted too: the monitor no longer looks.
-        self._count_throughput()
-        for entry in self._workers:
-            status, broken = read_status(entry.worker)
+        readings = [read_status(entry.worker) for entry in self._workers]
+        self._count_throughput(readings)
+        for entry, (status, broken) in zip(self._workers, readings, strict=True):
             if broken is None:
                 summary.processed += max(0, status.processed - entry.counts_at_start[0])
                 summary.failed += max(0, status.failed - entry.counts_at_start[1])
@@ -241,16 +241,17 @@ class WorkerSupervisor:
 
     def _watch(self) -> None:
         while not self._stop.wait(self.policy.check_interval):
-            for entry in self._workers:
+            # One reading of each worker a tick serves both the check and the counts.
+            readings = [read_status(entry.worker) for entry in self._workers]
+            for entry, reading in zip(self._workers, readings, strict=True):
                 if not entry.gave_up:
-                    self._check(entry)
-            self._count_throughput()
+                    self._check(entry, reading)
+            self._count_throughput(readings)
 
-    def _count_throughput(self) -> None:
-        """Add what every worker processed and failed since the previous look to this minute's counts."""
+    def _count_throughput(self, readings: list[tuple[WorkerStatus, str | None]]) -> None:
+        """Add what every worker processed and failed since `readings` last time to this minute's counts."""
         processed = failed = 0
-        for entry in self._workers:
-            status, broken = read_status(entry.worker)
+        for entry, (status, broken) in zip(self._workers, readings, strict=True):
             if broken is not None:
                 # Its counts are unknown, not zero: the growth is counted once it answers again.
                 continue
@@ -261,14 +262,14 @@ class WorkerSupervisor:
             entry.counts_seen = (status.processed, status.failed)
         self.throughput.add(processed, failed)
 
-    def _check(self, entry: _Supervised) -> None:
+    def _check(self, entry: _Supervised, reading: tuple[WorkerStatus, str | None]) -> None:
         now = time.monotonic()
         if entry.restart_at is not None:
             if now >= entry.restart_at:
                 entry.restart_at = None
                 self._start_worker(entry)
             return
-        status, broken = entry.read_status()
+        status, broken = entry.read_status(reading)
         if broken is not None:
             # The worker's real state is unknown, and restarting cannot mend its reporting (it would
             # only abandon work it may be doing fine): it is reported failed and unhealthy instead.

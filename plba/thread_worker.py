@@ -106,6 +106,11 @@ class ThreadWorker(Worker):
 
     # -- readings --------------------------------------------------------------------------
 
+    @property
+    def capacity(self) -> int:
+        """Units of work the worker runs at once: its `threads`."""
+        return self.threads
+
     def status(self) -> WorkerStatus:
         """State (failed after a crash, busy while a unit runs), counters and the last error."""
         with self._lock:

@@ -142,6 +142,15 @@ class QueueWorker(Worker):
 
     # -- readings --------------------------------------------------------------------------
 
+    @property
+    def capacity(self) -> int:
+        """Tasks the worker runs at once: its `concurrency`."""
+        return self.concurrency
+
+    def consumes(self) -> TaskQueue:
+        """The queue this worker leases its tasks from."""
+        return self.queue
+
     def status(self) -> WorkerStatus:
         """State (busy while any task is in flight), counters and the last error."""
         in_flight = len(self._running)

@@ -56,7 +56,7 @@ def banner(runtime: RuntimeManager) -> list[str]:
 
     loaded = [info for info in runtime.plugins.infos if info.status == "loaded"]
     plugins = [f"{info.name} {info.version or ''}".rstrip() for info in loaded]
-    workers = [f"{worker.name} ×{getattr(worker, 'concurrency', 1)}"
+    workers = [f"{worker.name} ×{worker.capacity}"
                for worker in (runtime.supervisor.workers if runtime.supervisor else [])]
     queues = [f"{name} ({queue_stats(queue).get('backend', 'unavailable')})"
               for name, queue in (runtime.registry.queues.items() if runtime.registry else [])]

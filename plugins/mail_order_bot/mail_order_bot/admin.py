@@ -11,7 +11,7 @@ from flask import abort, flash, redirect, request
 from werkzeug.wrappers import Response
 
 from mail_order_bot.config import BotConfig
-from mail_order_bot.retry import RetryError, header_message_id, retry
+from mail_order_bot.retry import Retrier, RetryError, header_message_id
 from mail_order_bot.store import OrderStore
 
 PAGE = 100
@@ -36,11 +36,12 @@ def register(admin: Any, config: BotConfig) -> None:
         done, failed = [], []
         store = OrderStore(database)
         try:
-            for message_id in message_ids:
-                try:
-                    done.append(retry(store, config.mailbox(), message_id))
-                except RetryError as exc:
-                    failed.append(str(exc))
+            with Retrier(store, config.mailbox()) as retrier:
+                for message_id in message_ids:
+                    try:
+                        done.append(retrier.retry(message_id))
+                    except RetryError as exc:
+                        failed.append(str(exc))
         finally:
             store.close()
         if failed:

@@ -27,39 +27,86 @@ def header_message_id(record_key: str) -> str | None:
 
 
 def retry(store: OrderStore, client: MailboxClient, message_id: str) -> str:
-    """Put the mail rejected as `message_id` back in the inbox, unseen, then clear the rejection; what was done.
+    """Retry one rejection over a connection of its own (see `Retrier.retry`); what was done."""
+    with Retrier(store, client) as retrier:
+        return retrier.retry(message_id)
 
-    The rejection is marked first, so that the bot, which may pick the mail up at once, processes it
-    afresh instead of taking it for a duplicate; it is deleted only once the mail is back. If the
-    mail cannot be moved, the mark is removed and RetryError says why: the mail stays in the
-    rejects folder and the rejection stands.
+
+class Retrier:
+    """Retries rejections one by one over one mailbox connection, opened when the first retry needs it.
+
+    A connection that fails is opened again for the next retry; one that cannot be opened is not
+    tried again, so a batch of retries costs at most one refused login.
     """
-    header = header_message_id(message_id)
-    if header is None:
-        raise RetryError(f"{message_id} cannot be retried: the mail had no Message-ID to find it by")
-    try:
-        mark = store.begin_retry(message_id)
-    except sqlite3.Error as exc:
-        raise RetryError(f"{message_id} stays rejected: database {store.path}: {exc}") from None
-    if mark is None:
-        raise RetryError(f"{message_id} is not rejected (any more)")
-    try:
-        client.connect()
-        moved = client.restore(header)
-    except MailboxError as exc:
-        store.abandon_retry(message_id, mark)
-        raise RetryError(f"{message_id} stays rejected: {exc}") from None
-    except BaseException:
-        store.abandon_retry(message_id, mark)
-        raise
-    finally:
-        client.close()
-    if not moved:
-        store.abandon_retry(message_id, mark)
-        raise RetryError(f"{message_id} stays rejected: its mail is no longer in the rejects folder of "
-                         f"{client.description}")
-    # If this fails, the mail is back and the rejection marked: the bot replaces or deletes it when processing the mail.
-    with contextlib.suppress(sqlite3.Error):
-        store.finish_retry(message_id, mark)
-    mails = "its mail is" if moved == 1 else f"its {moved} mails (sharing the Message-ID) are"
-    return f"{message_id}: {mails} back in the inbox, unseen; the bot will process it again"
+
+    def __init__(self, store: OrderStore, client: MailboxClient) -> None:
+        self.store = store
+        self.client = client
+        self._connected = False
+        self._unreachable: str | None = None
+
+    def __enter__(self) -> Retrier:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the mailbox connection, if one is open."""
+        self._connected = False
+        self.client.close()
+
+    def retry(self, message_id: str) -> str:
+        """Put the mail rejected as `message_id` back in the inbox, unseen, then clear the rejection; what was done.
+
+        The rejection is marked first, so that the bot, which may pick the mail up at once, processes it
+        afresh instead of taking it for a duplicate; it is deleted only once the mail is back. If the
+        mail cannot be moved, the mark is removed and RetryError says why: the mail stays in the
+        rejects folder and the rejection stands.
+        """
+        store = self.store
+        header = header_message_id(message_id)
+        if header is None:
+            raise RetryError(f"{message_id} cannot be retried: the mail had no Message-ID to find it by")
+        try:
+            mark = store.begin_retry(message_id)
+        except sqlite3.Error as exc:
+            raise RetryError(f"{message_id} stays rejected: database {store.path}: {exc}") from None
+        if mark is None:
+            raise RetryError(f"{message_id} is not rejected (any more)")
+        try:
+            moved = self._restore(header)
+        except MailboxError as exc:
+            store.abandon_retry(message_id, mark)
+            raise RetryError(f"{message_id} stays rejected: {exc}") from None
+        except BaseException:
+            store.abandon_retry(message_id, mark)
+            raise
+        if not moved:
+            store.abandon_retry(message_id, mark)
+            raise RetryError(f"{message_id} stays rejected: its mail is no longer in the rejects folder of "
+                             f"{self.client.description}")
+        # If this fails, the mail is back and the rejection marked: the bot replaces or deletes it
+        # when processing the mail.
+        with contextlib.suppress(sqlite3.Error):
+            store.finish_retry(message_id, mark)
+        mails = "its mail is" if moved == 1 else f"its {moved} mails (sharing the Message-ID) are"
+        return f"{message_id}: {mails} back in the inbox, unseen; the bot will process it again"
+
+    def _restore(self, header: str) -> int:
+        """`client.restore(header)`, connecting first when needed; raises MailboxError."""
+        if self._unreachable is not None:
+            raise MailboxError(self._unreachable)
+        if not self._connected:
+            try:
+                self.client.connect()
+            except MailboxError as exc:
+                self._unreachable = str(exc)
+                self.client.close()
+                raise
+            self._connected = True
+        try:
+            return self.client.restore(header)
+        except BaseException:
+            self.close()  # the connection's state is unknown: the next retry opens a fresh one
+            raise

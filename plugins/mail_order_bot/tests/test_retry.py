@@ -14,7 +14,7 @@ from mail_order_bot.catalogue import load_catalogue
 from mail_order_bot.imap import ImapMailbox
 from mail_order_bot.mailboxes import MaildirMailbox
 from mail_order_bot.processing import REJECTED, STORED, OrderProcessor
-from mail_order_bot.retry import RetryError, header_message_id, retry
+from mail_order_bot.retry import Retrier, RetryError, header_message_id, retry
 from mail_order_bot.store import RETRYING, OrderStore
 
 
@@ -217,3 +217,58 @@ def test_a_real_imap_retry_brings_the_mail_back_unseen_and_the_idle_bot_takes_it
     store.record_rejection("<imap-gone@x>", "no .csv or .xlsx attachment")
     with pytest.raises(RetryError, match="no longer in the rejects folder of imap orders@127.0.0.1"):
         retry(store, mailbox, "<imap-gone@x>")
+
+
+class CountingConnects(MaildirMailbox):
+    """A maildir that counts how often it is connected to."""
+
+    connects = 0
+
+    def connect(self) -> None:
+        """Count, then connect."""
+        self.connects += 1
+        super().connect()
+
+
+def rejected(tmp_path: Path, message_ids: list[str]) -> tuple[CountingConnects, OrderStore]:
+    """A maildir (its connects counted from zero) and a store in which the bot rejected a mail for each id."""
+    box = CountingConnects(tmp_path / "mail")
+    box.create()
+    store = OrderStore(tmp_path / "orders.sqlite")
+    processor = OrderProcessor(lambda: box, store, load_catalogue(""))
+    for message_id in message_ids:
+        processor.process(box.deliver(order_mail(kind="none", message_id=message_id)))
+    box.connects = 0
+    return box, store
+
+
+def test_retrying_several_rejections_connects_to_the_mailbox_once(tmp_path):
+    # Given three rejected mails and one that has no rejection
+    box, store = rejected(tmp_path, [f"<batch-{n}@x>" for n in range(3)])
+    # When all four are retried through one Retrier
+    with Retrier(store, box) as retrier:
+        done = [retrier.retry(f"<batch-{n}@x>") for n in range(3)]
+        with pytest.raises(RetryError, match="^<batch-9@x> is not rejected"):
+            retrier.retry("<batch-9@x>")
+    # Then the three are back over one connection
+    assert box.connects == 1 and len(done) == 3 and len(box.unseen()) == 3
+    assert rejected_files(tmp_path) == [] and store.rejections() == {}
+
+
+def test_a_mailbox_that_cannot_be_opened_is_tried_once_for_a_batch_and_every_rejection_stands(tmp_path):
+    # Given two rejected mails, and an inbox that lost its new/ folder
+    box, store = rejected(tmp_path, ["<down-0@x>", "<down-1@x>"])
+    shutil.rmtree(tmp_path / "mail" / "new")
+    # When both are retried
+    errors = []
+    with Retrier(store, box) as retrier:
+        for n in range(2):
+            with pytest.raises(RetryError) as raised:
+                retrier.retry(f"<down-{n}@x>")
+            errors.append(str(raised.value))
+    # Then the mailbox was tried once, each line names its mail and why, and both rejections stand
+    assert box.connects == 1
+    assert [error.split(" stays rejected: ")[0] for error in errors] == ["<down-0@x>", "<down-1@x>"]
+    assert all(error.endswith("is not a maildir (needs new/, cur/ and tmp/)") for error in errors)
+    assert len(rejected_files(tmp_path)) == 2
+    assert {store.outcome(f"<down-{n}@x>").kind for n in range(2)} == {REJECTED}
