@@ -25,10 +25,12 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """Install the test servers and the project, then run every test."""
+    """Install the test servers and the project, then run every test in four processes (`-- -n 0` for one)."""
     session.run("bash", "scripts/install-test-servers.sh", external=True)
     install_project(session)
-    session.run("pytest", *session.posargs)
+    # Most tests wait on a server or a subprocess: four processes keep two cores busy. A later
+    # `-n` among the arguments wins.
+    session.run("pytest", "-n", "4", *session.posargs)
 
 
 @nox.session(python=PYTHON)
