@@ -56,7 +56,7 @@ class ScheduleState:
         schedule = self.schedule
         return {"name": schedule.name, **schedule.timing.describe(), "enabled": schedule.enabled,
                 "misfire": schedule.misfire, "critical": schedule.critical,
-                "next_run": _iso(self.next_run) if schedule.enabled else None, "last_run": _iso(self.last_run),
+                "next_run": self._next_run() if schedule.enabled else None, "last_run": _iso(self.last_run),
                 "last_outcome": self.last_outcome, "last_error": self.last_error, "running": self.running,
                 "runs": self.counts["ok"] + self.counts["failed"], "skipped": self.counts["skipped"],
                 "failures": self.counts["failed"]}
@@ -68,7 +68,11 @@ class ScheduleState:
             return WorkerHealth(level, f"{self.in_a_row} failed runs in a row; last: {self.last_error}")
         if not self.schedule.enabled:
             return WorkerHealth(HealthStatus.OK, "disabled")
-        return WorkerHealth(HealthStatus.OK, f"next run {_iso(self.next_run) or 'not planned yet'}")
+        return WorkerHealth(HealthStatus.OK, f"next run {self._next_run() or 'not planned yet'}")
+
+    def _next_run(self) -> str | None:
+        """The planned slot (kept in UTC) in the schedule's timezone, ISO 8601."""
+        return None if self.next_run is None else _iso(self.schedule.timing.local(self.next_run))
 
 
 class Scheduler(ThreadWorker):
@@ -178,7 +182,7 @@ class Scheduler(ThreadWorker):
             return
         self._store_answered()
         if won:
-            self._start(state, Firing(state.schedule.name, slot.astimezone(timing.zone)))
+            self._start(state, Firing(state.schedule.name, timing.local(slot)))
 
     def _enabled(self) -> list[ScheduleState]:
         return [state for state in self._states.values() if state.schedule.enabled]
@@ -196,7 +200,7 @@ class Scheduler(ThreadWorker):
             return "stopped", None
         if state.running:
             return "running", None
-        now = self.clock().astimezone(state.schedule.timing.zone)
+        now = state.schedule.timing.local(self.clock())
         try:
             won = self.store.claim(f"schedules:{name}:manual:{int(now.timestamp())}", MANUAL_CLAIM_TTL)
         except Exception as exc:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -20,7 +20,12 @@ class Timing:
 
     `every` slots are multiples of the interval since the Unix epoch, so every instance of a
     fleet computes the same slots whenever it started. Cron slots come from croniter, in
-    `timezone` (five fields, or six with seconds last).
+    `timezone` (five fields, or six with seconds last). As cron does, a fixed-time slot falls once
+    in the hour repeated when the clocks go back (at its first pass); a slot whose minute or hour
+    field is `*` falls in both passes, since its runs are meant to follow real time.
+
+    Slots are given in UTC: Python compares and subtracts two times of one zone by their wall
+    clocks, which is wrong across the hour the clocks go back over. `local()` shows one in `timezone`.
     """
 
     every: float | None
@@ -55,18 +60,30 @@ class Timing:
         if self.every is not None:
             period = self._period_ms()
             return self._at((_ms(moment) // period + 1) * period)
-        return self._croniter(moment).get_next(datetime)
+        slots = self._croniter(moment)
+        slot = slots.get_next(datetime)
+        while self._repeated(slot):
+            slot = slots.get_next(datetime)
+        return slot.astimezone(UTC)
 
     def latest_at_or_before(self, moment: datetime) -> datetime:
         """The last slot at or before `moment`."""
         if self.every is not None:
             period = self._period_ms()
             return self._at(_ms(moment) // period * period)
-        return self._croniter(moment + ONE_MICROSECOND).get_prev(datetime)
+        slots = self._croniter(moment + ONE_MICROSECOND)
+        slot = slots.get_prev(datetime)
+        while self._repeated(slot):
+            slot = slots.get_prev(datetime)
+        return slot.astimezone(UTC)
 
     def period_after(self, slot: datetime) -> float:
         """Seconds from `slot` to the next one."""
         return (self.next_after(slot) - slot).total_seconds()
+
+    def local(self, moment: datetime) -> datetime:
+        """`moment` in the schedule's timezone, as firings and `/schedules` show it."""
+        return moment.astimezone(self.zone)
 
     def describe(self) -> dict[str, object]:
         """`every`, `cron` and `timezone`, as `/schedules` shows them."""
@@ -75,8 +92,19 @@ class Timing:
     def _period_ms(self) -> int:
         return max(1, round(float(self.every or 0) * 1000))
 
+    def _repeated(self, slot: datetime) -> bool:
+        """True for a fixed-time slot on the second pass of a wall time the clocks went back over."""
+        first_pass, second_pass = slot.replace(fold=0).utcoffset(), slot.replace(fold=1).utcoffset()
+        if first_pass == second_pass or slot.utcoffset() != second_pass:
+            return False
+        from croniter import croniter
+
+        assert self.cron is not None, "only cron slots repeat"
+        minute, hour = croniter.expand(self.cron)[0][:2]
+        return minute != ["*"] and hour != ["*"]
+
     def _at(self, ms: int) -> datetime:
-        return datetime.fromtimestamp(ms / 1000, self.zone)
+        return datetime.fromtimestamp(ms / 1000, UTC)
 
     def _croniter(self, moment: datetime) -> croniter:
         from croniter import croniter

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -172,3 +172,27 @@ def test_a_manual_run_fires_once_and_a_repeat_in_the_same_second_is_refused(star
     assert [f.manual for f in routine.firings] == [True]
     with pytest.raises(KeyError):
         scheduler.run_now("acme.nope")
+
+
+def test_the_night_the_clocks_go_back_a_fixed_time_fires_once_and_a_half_hourly_one_every_half_hour(started) -> None:
+    # Given a nightly 02:30 and a half-hourly Berlin schedule, ten minutes before midnight UTC on the
+    # night Berlin's clocks go back from 03:00 summer time to 02:00 winter time
+    nightly, half_hourly = Recorder(), Recorder()
+    clock = FakeClock(datetime(2026, 10, 24, 23, 50, tzinfo=UTC))
+    scheduler = start(started, clock,
+                      Schedule.define("acme.nightly", nightly, cron="30 2 * * *", timezone="Europe/Berlin"),
+                      Schedule.define("acme.half", half_hourly, cron="*/30 * * * *", timezone="Europe/Berlin"))
+    wait_until(lambda: entry(scheduler, "acme.half")["next_run"], message="a planned run")
+    # When four hours pass in steps of ten minutes
+    for step in range(1, 25):
+        tick(scheduler, clock, minutes=10)
+        passed = (step + 2) // 3  # half-hour slots from 00:00 UTC up to now
+        wait_until(lambda passed=passed: entry(scheduler, "acme.half")["runs"] == passed,
+                   message=f"{passed} half-hourly runs")
+    # Then the half-hourly one fired every half hour of real time, in both passes of the repeated hour
+    assert [f.scheduled_at.isoformat()[11:] for f in half_hourly.firings] == [
+        "02:00:00+02:00", "02:30:00+02:00", "02:00:00+01:00", "02:30:00+01:00",
+        "03:00:00+01:00", "03:30:00+01:00", "04:00:00+01:00", "04:30:00+01:00"]
+    # And the nightly one fired once, at the first 02:30
+    assert [f.scheduled_at.isoformat() for f in nightly.firings] == ["2026-10-25T02:30:00+02:00"]
+    assert entry(scheduler, "acme.nightly")["next_run"] == "2026-10-26T02:30:00+01:00"

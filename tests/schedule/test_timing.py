@@ -31,11 +31,31 @@ def test_cron_slots_follow_the_wall_clock_of_the_timezone_across_daylight_saving
     # When its next slots are computed
     first = timing.next_after(start)
     second = timing.next_after(first)
-    # Then they are at 02:00 local time (the missing hour on 31 March moves to 03:00), in Berlin time
+    # Then they are at 02:00 local time (the missing hour on 31 March moves to 03:00), shown in Berlin time
     assert first == datetime(2024, 3, 31, 3, 0, tzinfo=BERLIN)
     assert second == datetime(2024, 4, 1, 2, 0, tzinfo=BERLIN)
-    assert second.utcoffset().total_seconds() == 7200
+    assert timing.local(second).isoformat() == "2024-04-01T02:00:00+02:00"
     assert timing.period_after(second) == 86400
+
+
+def test_a_fixed_time_in_the_hour_the_clocks_go_back_over_falls_once_and_a_wildcard_one_in_both_passes() -> None:
+    # Given the night Berlin's clocks go back from 03:00 CEST to 02:00 CET
+    night = datetime(2026, 10, 24, 23, 0, tzinfo=UTC)
+    # When a nightly 02:30 schedule's slots are computed
+    nightly = Timing(every=None, cron="30 2 * * *", timezone="Europe/Berlin")
+    first = nightly.next_after(night)
+    # Then it falls once, at the first 02:30 (summer time), and next on the following night
+    assert nightly.local(first).isoformat() == "2026-10-25T02:30:00+02:00"
+    assert nightly.next_after(first) == datetime(2026, 10, 26, 1, 30, tzinfo=UTC)
+    assert nightly.period_after(first) == 25 * 3600
+    # And looking back from the second 02:45 finds that first 02:30, not the skipped second one
+    assert nightly.latest_at_or_before(datetime(2026, 10, 25, 1, 45, tzinfo=UTC)) == first
+    # While a half-hourly schedule falls in both passes of the repeated hour, every 30 minutes of real time
+    half_hourly = Timing(every=None, cron="*/30 * * * *", timezone="Europe/Berlin")
+    slots = [half_hourly.next_after(night)]
+    while len(slots) < 8:
+        slots.append(half_hourly.next_after(slots[-1]))
+    assert [(b - a).total_seconds() for a, b in zip(slots, slots[1:], strict=False)] == [1800] * 7
 
 
 @pytest.mark.parametrize(("every", "cron", "timezone", "message"), [
