@@ -24,7 +24,7 @@ from plba.health import Component, HealthRegistry, aggregate
 from plba.plugins import PluginSet
 from plba.queue.factory import build_queue
 from plba.registry import Registry, Services
-from plba.schedule import Scheduler, build_scheduler
+from plba.schedule import Schedule, Scheduler, apply_overrides, build_scheduler
 from plba.signals import stop_on_signals
 from plba.stats import MinuteCounts
 from plba.supervisor import RestartPolicy, StopSummary, WorkerSupervisor
@@ -367,7 +367,18 @@ class RuntimeManager:
 
     def reload(self) -> list[str]:
         """Re-read configuration; plugins' `configure` runs on the new settings. Returns changed keys."""
-        return self.config.reload(prepare=lambda settings: self.plugins.configure(settings, mark_failed=False))
+        schedules: list[Schedule] = []
+
+        def prepare(settings: Any) -> None:
+            self.plugins.configure(settings, mark_failed=False)
+            # Checked here, so bad `[platform.schedules]` values refuse the whole reload.
+            if self.scheduler is not None and self.registry is not None:
+                schedules[:] = apply_overrides(self.registry.schedules, settings)
+
+        changed = self.config.reload(prepare=prepare)
+        if self.scheduler is not None and any(key.startswith("platform.schedules.") for key in changed):
+            self.scheduler.update(schedules)
+        return changed
 
     # -- readings --------------------------------------------------------------------------
 

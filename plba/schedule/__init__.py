@@ -9,7 +9,7 @@ from plba.schedule.definition import Firing, Schedule, apply_overrides
 from plba.schedule.scheduler import Scheduler
 from plba.tracing.service import TraceService
 
-__all__ = ["Firing", "Schedule", "Scheduler", "build_scheduler"]
+__all__ = ["Firing", "Schedule", "Scheduler", "apply_overrides", "build_scheduler"]
 
 
 def build_scheduler(schedules: list[Schedule], settings: Any, store: ClusterStore,

@@ -120,6 +120,23 @@ class Scheduler(ThreadWorker):
         """Look at the clock again now (after a clock change in tests, or new settings)."""
         self._wake.set()
 
+    def update(self, schedules: list[Schedule]) -> None:
+        """Take the timings and `enabled` flags of `schedules` (settings reloaded) and plan them afresh.
+
+        Each is matched by name to one this scheduler fires; a run already going finishes as it was.
+        """
+        now = self.clock()
+        with self._state_lock:
+            for schedule in schedules:
+                state = self._states[schedule.name]
+                if (state.schedule.timing, state.schedule.enabled) == (schedule.timing, schedule.enabled):
+                    continue
+                state.schedule = schedule
+                state.next_run = schedule.timing.next_after(now)
+                logger.info("schedule %s: %s now (settings reloaded)", schedule.name, _describe(schedule))
+            self.critical = any(state.schedule.critical and state.schedule.enabled for state in self._states.values())
+        self._wake.set()
+
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the scheduler thread and every running routine within one `timeout`."""
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -294,6 +311,14 @@ class Scheduler(ThreadWorker):
         if self._store_error is not None:
             logger.info("schedules: cluster store available again")
             self._store_error = None
+
+
+def _describe(schedule: Schedule) -> str:
+    if not schedule.enabled:
+        return "disabled"
+    timing = schedule.timing
+    when = f"every {timing.every:g}s" if timing.every is not None else f"cron {timing.cron!r}"
+    return f"{when} in {timing.timezone}"
 
 
 def _iso(moment: datetime | None) -> str | None:

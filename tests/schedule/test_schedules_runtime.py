@@ -81,6 +81,34 @@ def test_bad_override_values_are_one_line_each_naming_the_key(plba_runtime) -> N
                                      "cron expression"]
 
 
+def test_a_reload_applies_changed_overrides_at_once_and_refuses_bad_ones(plba_runtime, tmp_path) -> None:
+    # Given a schedule every 20 ms, running on a settings file without overrides
+    settings = tmp_path / "settings.toml"
+    settings.write_text("")
+    plugin = Reports(every=0.02)
+    runtime = plba_runtime(plugin, config_path=settings)
+    wait_until(lambda: plugin.firings, message="a firing")
+    # When the file disables it and the runtime reloads
+    settings.write_text('[platform.schedules."acme.report"]\nenabled = false\n')
+    assert 'platform.schedules.acme.report.enabled' in runtime.reload()
+    # Then it is listed disabled, with no next run planned
+    entry = runtime.scheduler.schedules()[0]
+    assert (entry["enabled"], entry["next_run"]) == (False, None)
+    assert health_of(runtime, "schedule acme.report")["detail"] == "disabled"
+    # When a bad cron is written and reloaded, then the reload is refused naming the key, and nothing changed
+    settings.write_text('[platform.schedules."acme.report"]\ncron = "99 * * * *"\n')
+    with pytest.raises(ConfigError, match=r'platform.schedules."acme.report".cron: cron \'99 \* \* \* \*\' is not'):
+        runtime.reload()
+    assert runtime.scheduler.schedules()[0]["enabled"] is False
+    # When the override moves it to an hourly cron in Berlin, then it is planned on that at once
+    settings.write_text('[platform.schedules."acme.report"]\ncron = "0 * * * *"\ntimezone = "Europe/Berlin"\n')
+    runtime.reload()
+    entry = runtime.scheduler.schedules()[0]
+    assert (entry["enabled"], entry["every"], entry["cron"], entry["timezone"]) == (True, None, "0 * * * *",
+                                                                                    "Europe/Berlin")
+    assert entry["next_run"].endswith(":00:00+01:00") or entry["next_run"].endswith(":00:00+02:00")
+
+
 @pytest.mark.parametrize(("timing", "message"), [
     ({}, "give exactly one of every (seconds) or cron"),
     ({"every": 5, "misfire": "all"}, "misfire must be 'once' or 'skip'"),
