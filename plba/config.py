@@ -250,7 +250,9 @@ def _redis_url_problems(queues: Mapping[str, Any], origin_of: Callable[[str], st
 def changed_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     """Dotted keys whose values differ between two settings dicts (added, removed or changed)."""
     old_flat, new_flat = flatten(old), flatten(new)
-    return sorted(key for key in old_flat.keys() | new_flat.keys() if old_flat.get(key, ...) != new_flat.get(key, ...))
+    changed = {key for key in old_flat.keys() | new_flat.keys() if old_flat.get(key, ...) != new_flat.get(key, ...)}
+    # An empty table that gained keys (or lost its last) is named by those keys, not as a change of its own.
+    return sorted(key for key in changed if not any(other.startswith(key + ".") for other in changed))
 
 
 def display_path(path: Path) -> str:

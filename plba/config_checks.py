@@ -172,17 +172,27 @@ class KnownKeys:
         return {name for name in self.tree if name is not None}
 
     def first_unknown(self, key: str) -> tuple[str, list[str]] | None:
-        """The shortest unknown prefix of `key` and the known names at that level, or None when it is known."""
-        node = self.tree
-        parts = key.split(".")
-        for depth, part in enumerate(parts):
-            if None in node and depth:
-                return None
-            child = node.get(part, node.get(WILDCARD))
-            if child is None:
-                return ".".join(parts[: depth + 1]), sorted(name for name in node if name not in (None, WILDCARD))
-            node = child
-        return None
+        """The shortest unknown prefix of the leaf `key` and the known names at that level, or None when it is known."""
+        return _first_unknown(self.tree, key.split("."), 0)
+
+
+def _first_unknown(node: dict[str | None, Any], parts: list[str], depth: int) -> tuple[str, list[str]] | None:
+    """`KnownKeys.first_unknown` for `parts[depth:]` below `node`."""
+    while depth < len(parts):
+        if None in node and depth:
+            return None
+        part = parts[depth]
+        if part in node:
+            node, depth = node[part], depth + 1
+            continue
+        named = node.get(WILDCARD)
+        if named is None:
+            return ".".join(parts[: depth + 1]), sorted(name for name in node if name not in (None, WILDCARD))
+        # A name may hold dots (`[platform.schedules."acme.report"]` flattens to `acme.report`): it
+        # takes as many parts as leave the rest known, at least one part being left for the key itself.
+        found = [_first_unknown(named, parts, end) for end in range(depth + 1, max(depth + 2, len(parts)))]
+        return None if None in found else found[-1]  # named as the longest name would make it
+    return None
 
 
 def typo_warnings(user_keys: Mapping[str, str], known: KnownKeys, plugin_names: Iterable[str]) -> list[str]:
@@ -196,6 +206,8 @@ def typo_warnings(user_keys: Mapping[str, str], known: KnownKeys, plugin_names: 
     sections = known.sections()
     plugins = set(plugin_names)
     for key, origin in sorted(user_keys.items()):
+        if any(other.startswith(key + ".") for other in user_keys):
+            continue  # a table: the keys in it are looked at one by one
         found = known.first_unknown(key)
         if found is None:
             continue

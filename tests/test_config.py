@@ -377,6 +377,19 @@ def test_unknown_keys_in_known_sections_are_warnings_suggesting_the_nearest_key(
         manager.validate(strict=True)
 
 
+def test_names_holding_dots_are_names_and_the_keys_in_their_tables_are_checked(tmp_path: Path,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a schedule and a queue named with dots, as DESIGN's examples name them, one with a typo
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "settings.toml", '[platform.schedules."acme.report"]\nevery = 60\nenabled = false\n'
+                                      '[platform.queues."acme.orders"]\nmaxsize = 5\n'
+                                      '[platform.schedules."acme.night.ly"]\ncorn = "0 2 * * *"\n')
+    # When validated, then only the typo is a warning, named under the whole name
+    assert ConfigurationManager(root=tmp_path, environ={}).validate() == [
+        'unknown key platform.schedules.acme.night.ly.corn in settings.toml '
+        '(did you mean platform.schedules.acme.night.ly.cron?)']
+
+
 def test_the_section_of_an_installed_plugin_is_not_called_a_typo(tmp_path: Path) -> None:
     write(tmp_path / "settings.toml", "[platforms]\nx = 1\n")
     manager = ConfigurationManager(root=tmp_path, environ={})

@@ -39,6 +39,7 @@ def main(
 app.command("run")(run_cmd.run)
 app.command("status")(control_cmd.status)
 app.command("stop")(control_cmd.stop)
+app.command("reload")(control_cmd.reload)
 app.add_typer(plugins_cmd.app, name="plugins")
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(traces_cmd.app, name="traces")

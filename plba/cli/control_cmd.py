@@ -1,4 +1,4 @@
-"""`plba status` and `plba stop`: read and act through a running instance's control plane."""
+"""`plba status`, `plba stop` and `plba reload`: read and act through a running instance's control plane."""
 
 from __future__ import annotations
 
@@ -67,6 +67,30 @@ def stop(
         if not _wait_gone(client, budget + EXIT_MARGIN):
             fail(f"{client.url} still answers {budget + EXIT_MARGIN:g}s after the stop was accepted", ExitCode.USAGE)
         typer.echo("stopped")
+
+
+def reload(
+    config: ConfigOption = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the changed keys as JSON.")] = False,
+) -> None:
+    """Ask a running instance to re-read its configuration; print the keys that changed."""
+    from plba.errors import ConfigError
+
+    with reported_errors():
+        client, _ = client_for(config, url, token)
+        code, answer = client.post("/actions/reload", ok=(200, 422))
+    if code == 422:
+        # The instance keeps its settings: say why, one line per problem, as `plba config check` does.
+        fail([f"{client.url}: {answer.get('error')}", *answer.get("problems", [])], ConfigError.exit_code)
+    changed = answer.get("changed") or []
+    if as_json:
+        typer.echo(json.dumps({"changed": changed}, indent=2))
+        return
+    typer.echo(f"reloaded {client.url}: " + (f"{len(changed)} key(s) changed" if changed else "nothing changed"))
+    for key in changed:
+        typer.echo(f"  {key}")
 
 
 def client_for(config: Any, url: str | None, token: str | None = None) -> tuple[ControlClient, Any]:

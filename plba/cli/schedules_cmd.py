@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from plba.cli.common import reported_errors
-from plba.cli.control_cmd import UrlOption, client_for
+from plba.cli.control_cmd import TokenOption, UrlOption, client_for
 from plba.cli.run_cmd import ConfigOption
 
 app = typer.Typer(help="List a running instance's schedules, or fire one now.", no_args_is_help=True)
@@ -19,11 +19,12 @@ app = typer.Typer(help="List a running instance's schedules, or fire one now.", 
 def list_schedules(
     config: ConfigOption = None,
     url: UrlOption = None,
+    token: TokenOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the schedules as JSON.")] = False,
 ) -> None:
     """Show every schedule: timing, next and last run, last outcome, counters."""
     with reported_errors():
-        client, _ = client_for(config, url)
+        client, _ = client_for(config, url, token)
         _, answer = client.get("/schedules")
     schedules = answer.get("schedules", []) if isinstance(answer, dict) else []
     if as_json:
@@ -37,10 +38,11 @@ def run(
     name: Annotated[str, typer.Argument(help="The schedule's name, as `plba schedules list` shows it.")],
     config: ConfigOption = None,
     url: UrlOption = None,
+    token: TokenOption = None,
 ) -> None:
     """Fire schedule NAME once now, in the whole fleet."""
     with reported_errors():
-        client, _ = client_for(config, url)
+        client, _ = client_for(config, url, token)
         _, answer = client.post(f"/actions/schedules/{urllib.parse.quote(name, safe='')}/run")
     typer.echo(f"schedule {name} fired for {answer.get('scheduled_at')}")
 

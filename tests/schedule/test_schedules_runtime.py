@@ -174,3 +174,34 @@ def test_plba_schedules_list_and_run_talk_to_a_running_instance(plba_runtime, mo
     assert unknown.exit_code == 2
     assert unknown.output.strip().splitlines() == [
         f"error: POST {runtime.control.url}/actions/schedules/nope/run: 404 no schedule named 'nope'"]
+
+
+def test_plba_reload_prints_the_changed_keys_or_every_problem_and_changes_nothing(plba_runtime, tmp_path,
+                                                                                  monkeypatch) -> None:
+    # Given a running instance with a token, on a settings file, and the CLI sending that token
+    settings = tmp_path / "settings.toml"
+    settings.write_text("")
+    runtime = plba_runtime(Reports(every=3600), http=True, config_path=settings,
+                           settings={"platform": {"control": {"token": TOKEN}}})
+    runner = CliRunner(env={"COLUMNS": "200"})
+    url = ["--url", runtime.control.url, "--token", TOKEN]
+    # When the file changes a schedule's timing and `plba reload` runs
+    settings.write_text('[platform.schedules."acme.report"]\nevery = 60\n')
+    reloaded = runner.invoke(cli, ["reload", *url])
+    # Then it names the changed key, and the schedule runs on the new timing
+    assert reloaded.exit_code == 0, reloaded.output
+    assert reloaded.output.splitlines() == [f"reloaded {runtime.control.url}: 1 key(s) changed",
+                                            "  platform.schedules.acme.report.every"]
+    assert runtime.scheduler.schedules()[0]["every"] == 60
+    # When the file is broken in two places, then one line per problem, exit 2, and nothing changed
+    settings.write_text('[platform.schedules."acme.report"]\nevery = 0\ncolour = "red"\n')
+    refused = runner.invoke(cli, ["reload", *url])
+    assert refused.exit_code == 2
+    assert refused.output.splitlines() == [
+        f"error: {runtime.control.url}: the new configuration is invalid; the current one stays in force",
+        'error: platform.schedules."acme.report".colour: unknown key (known: every, cron, timezone, enabled)']
+    assert runtime.scheduler.schedules()[0]["every"] == 60
+    # And `--json` gives the changed keys for scripts
+    settings.write_text("")
+    assert json.loads(runner.invoke(cli, ["reload", "--json", *url]).output) == {
+        "changed": ["platform.schedules.acme.report.every"]}
