@@ -29,6 +29,14 @@ class ClusterStore(abc.ABC):
         """Take `key` for `ttl` seconds: True for exactly one caller in the fleet until it expires."""
 
     @abc.abstractmethod
+    def renew(self, key: str, ttl: float) -> bool:
+        """Keep `key`, claimed by this instance, for `ttl` seconds from now; False when it is no longer ours."""
+
+    @abc.abstractmethod
+    def release(self, key: str) -> None:
+        """Give up `key` if this instance holds it, so another may claim it at once."""
+
+    @abc.abstractmethod
     def claim_slot(self, schedule: str, slot: datetime, ttl: float) -> bool:
         """Take one slot of a schedule: True for exactly one caller per (schedule, slot) in the fleet.
 

@@ -33,6 +33,20 @@ class InProcessClusterStore(ClusterStore):
             self._claims[key] = now + ttl
             return True
 
+    def renew(self, key: str, ttl: float) -> bool:
+        """Push the claim's expiry to `ttl` seconds from now, unless it already ran out."""
+        now = time.monotonic()
+        with self._lock:
+            if self._claims.get(key, 0.0) <= now:
+                return False
+            self._claims[key] = now + ttl
+            return True
+
+    def release(self, key: str) -> None:
+        """Drop the claim."""
+        with self._lock:
+            self._claims.pop(key, None)
+
     def claim_slot(self, schedule: str, slot: datetime, ttl: float) -> bool:
         """Take the slot unless it is no later than the last one fired."""
         with self._lock:

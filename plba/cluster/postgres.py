@@ -72,6 +72,9 @@ _TTL = "now() + make_interval(secs => %(ttl)s)"
 CLAIM = (f"INSERT INTO {_S}.cluster_claims AS c (key, owner, expires_at) VALUES (%(key)s, %(owner)s, {_TTL}) "
          "ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at "
          "WHERE c.expires_at <= now() RETURNING 1")
+RENEW = (f"UPDATE {_S}.cluster_claims SET expires_at = {_TTL} "
+         "WHERE key = %(key)s AND owner = %(owner)s AND expires_at > now() RETURNING 1")
+RELEASE = f"DELETE FROM {_S}.cluster_claims WHERE key = %(key)s AND owner = %(owner)s"
 # As the Redis script: refused when the slot is no later than the last one fired, or already claimed;
 # otherwise the claim is written and the slot becomes the last fired, both or neither. The upsert on
 # the schedule's row is the arbiter: it locks the row, so claimants of one schedule take turns and
@@ -127,6 +130,16 @@ class PostgresClusterStore(ClusterStore):
         with self._connection("claiming") as conn, conn.transaction():
             conn.execute(EXPIRED_CLAIMS)
             return conn.execute(CLAIM, {"key": key, "owner": self.owner, "ttl": float(ttl)}).fetchone() is not None
+
+    def renew(self, key: str, ttl: float) -> bool:
+        """Extend the claim if this instance still holds it and it has not expired."""
+        with self._connection("renewing a claim") as conn:
+            return conn.execute(RENEW, {"key": key, "owner": self.owner, "ttl": float(ttl)}).fetchone() is not None
+
+    def release(self, key: str) -> None:
+        """Delete the claim if this instance holds it."""
+        with self._connection("releasing a claim") as conn:
+            conn.execute(RELEASE, {"key": key, "owner": self.owner})
 
     def claim_slot(self, schedule: str, slot: datetime, ttl: float) -> bool:
         """Take the slot unless another instance did, or a later slot was fired already."""

@@ -20,6 +20,16 @@ redis.call('SET', KEYS[2], ARGV[2])
 return 1
 """
 
+# KEYS: a claim key. ARGV: owner, ttl (ms). Only the owner's claim is renewed or released.
+RENEW = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+"""
+RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
 
 class RedisClusterStore(ClusterStore):
     """Claims as `SET key NX PX ttl`; the last firing of each schedule as a plain key.
@@ -34,10 +44,20 @@ class RedisClusterStore(ClusterStore):
         self.prefix = key_prefix
         self._redis = redis.Redis.from_url(url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout)
         self._claim_slot = self._redis.register_script(CLAIM_SLOT)
+        self._renew = self._redis.register_script(RENEW)
+        self._release = self._redis.register_script(RELEASE)
 
     def claim(self, key: str, ttl: float) -> bool:
         """Take `key` for `ttl` seconds unless another instance holds it."""
         return bool(self._redis.set(f"{self.prefix}:claims:{key}", self.owner, nx=True, px=_ms(ttl)))
+
+    def renew(self, key: str, ttl: float) -> bool:
+        """Extend the claim if this instance still holds it."""
+        return bool(self._renew(keys=[f"{self.prefix}:claims:{key}"], args=[self.owner, _ms(ttl)]))
+
+    def release(self, key: str) -> None:
+        """Delete the claim if this instance holds it."""
+        self._release(keys=[f"{self.prefix}:claims:{key}"], args=[self.owner])
 
     def claim_slot(self, schedule: str, slot: datetime, ttl: float) -> bool:
         """Take the slot unless another instance did, or a later slot was fired already."""

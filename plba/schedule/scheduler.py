@@ -27,6 +27,9 @@ FAILURES_IN_A_ROW = 3
 MIN_CLAIM_TTL = 60.0
 # A manual run is one per schedule and second in the fleet: a request repeated to several instances runs once.
 MANUAL_CLAIM_TTL = 60.0
+# A run holds its schedule's lease in the fleet for this long (seconds), renewed every third of it while
+# it goes: so no instance starts the next slot meanwhile, and a killed instance's lease runs out by itself.
+RUN_LEASE_TTL = 30.0
 
 OUTCOMES = ("ok", "failed", "skipped")
 
@@ -48,6 +51,8 @@ class ScheduleState:
     last_outcome: str | None = None
     last_error: str | None = None
     running: bool = False
+    # When the run going here renews its lease in the fleet next (monotonic seconds); None without one.
+    renew_at: float | None = None
     in_a_row: int = 0
     counts: collections.Counter = field(default_factory=collections.Counter)
 
@@ -80,7 +85,8 @@ class Scheduler(ThreadWorker):
 
     The scheduler thread waits on an event until the earliest next slot (so a stop is instant),
     claims the slot in the store, and starts the routine in a thread of its own so a slow routine
-    delays no other schedule. A slot whose previous run still runs here is skipped and counted.
+    delays no other schedule. A slot whose previous run still goes, here or in another instance
+    (the run holds a lease in the store), is skipped and counted by the instance that took it.
     """
 
     def __init__(self, schedules: list[Schedule], store: ClusterStore, traces: TraceService,
@@ -109,6 +115,7 @@ class Scheduler(ThreadWorker):
             for state in self._enabled():
                 if state.next_run is not None and state.next_run <= now:
                     self._due(state, state.next_run, now)
+            self._renew_leases()
             self._wake.wait(self._sleep_for())
 
     def stop(self, force: bool = False) -> None:
@@ -185,9 +192,30 @@ class Scheduler(ThreadWorker):
 
     def _sleep_for(self) -> float | None:
         planned = [state.next_run for state in self._enabled() if state.next_run is not None]
-        if not planned:
-            return None
-        return max(0.0, (min(planned) - self.clock()).total_seconds())
+        waits = [(min(planned) - self.clock()).total_seconds()] if planned else []
+        renewals = [state.renew_at for state in self._states.values() if state.renew_at is not None]
+        if renewals:
+            waits.append(min(renewals) - time.monotonic())
+        return max(0.0, min(waits)) if waits else None
+
+    def _renew_leases(self) -> None:
+        """Renew the fleet lease of every run going here that is due for it."""
+        for state in self._states.values():
+            renew_at = state.renew_at
+            if renew_at is None or renew_at > time.monotonic():
+                continue
+            try:
+                kept = self.store.renew(_lease_key(state.schedule.name), RUN_LEASE_TTL)
+            except Exception as exc:  # noqa: BLE001 - tried again soon; the lease lasts three times as long
+                self._store_failed(exc)
+                kept = True
+            with self._state_lock:
+                if state.renew_at is None:
+                    continue  # the run ended (and released its lease) meanwhile
+                state.renew_at = time.monotonic() + RUN_LEASE_TTL / 3 if kept else None
+            if not kept:
+                logger.warning("schedule %s: the lease of its run ran out in the fleet; another instance may start "
+                               "the next slot while this run goes on", state.schedule.name)
 
     def _claim_and_fire(self, state: ScheduleState, slot: datetime) -> None:
         timing = state.schedule.timing
@@ -229,19 +257,25 @@ class Scheduler(ThreadWorker):
         return ("started", firing) if self._start(state, firing) else ("running", None)
 
     def _start(self, state: ScheduleState, firing: Firing) -> bool:
+        """Run the routine for `firing` aside; False (skipped and counted) while a run of it goes in the fleet."""
         with self._state_lock:
-            if state.running:
-                state.counts["skipped"] += 1
-                state.last_outcome = "skipped"
-                skipped = True
-            else:
-                state.running = True
+            here = state.running
+            state.running = True
+        # The lease is taken after the slot is, and only by the instance that took the slot: a run
+        # going anywhere in the fleet makes this slot skipped, not fired elsewhere.
+        leased = not here and self._take_lease(state)
+        with self._state_lock:
+            if leased:
                 state.last_run = firing.scheduled_at
                 state.last_outcome = "running"
-                skipped = False
-        if skipped:
-            logger.warning("schedule %s: slot %s skipped: the previous run is still going",
-                           firing.name, _iso(firing.scheduled_at))
+                state.renew_at = time.monotonic() + RUN_LEASE_TTL / 3
+            else:
+                state.running = here
+                state.counts["skipped"] += 1
+                state.last_outcome = "skipped"
+        if not leased:
+            logger.warning("schedule %s: slot %s skipped: the previous run is still going%s", firing.name,
+                           _iso(firing.scheduled_at), "" if here else " in the fleet")
             return False
         # One daemon thread per firing rather than a pool: a schedule has at most one run going,
         # so they are bounded by the number of schedules, and a routine that hangs past the stop
@@ -267,12 +301,31 @@ class Scheduler(ThreadWorker):
         except Exception as exc:  # noqa: BLE001 - counted and shown; the next slot runs as planned
             error = f"{type(exc).__name__}: {exc}"
         finally:
+            # Released before the run counts as ended here, so the next slot finds the lease free.
+            self._release_lease(state)
             with self._state_lock:
                 state.running = False
                 state.counts["failed" if error else "ok"] += 1
                 state.in_a_row = state.in_a_row + 1 if error else 0
                 state.last_outcome = "failed" if error else "ok"
                 state.last_error = error
+
+    def _take_lease(self, state: ScheduleState) -> bool:
+        """Take the schedule's lease in the fleet; False while another instance's run holds it."""
+        try:
+            return self.store.claim(_lease_key(state.schedule.name), RUN_LEASE_TTL)
+        except Exception as exc:  # noqa: BLE001 - unknown whether a run goes elsewhere: never two at once
+            self._store_failed(exc)
+            return False
+
+    def _release_lease(self, state: ScheduleState) -> None:
+        with self._state_lock:
+            state.renew_at = None
+        try:
+            self.store.release(_lease_key(state.schedule.name))
+        except Exception as exc:  # noqa: BLE001 - it runs out by itself within RUN_LEASE_TTL
+            logger.warning("schedule %s: could not release the lease of its run (it runs out within %gs): %s",
+                           state.schedule.name, RUN_LEASE_TTL, exc)
 
     # -- readings ----------------------------------------------------------------------------
 
@@ -311,6 +364,10 @@ class Scheduler(ThreadWorker):
         if self._store_error is not None:
             logger.info("schedules: cluster store available again")
             self._store_error = None
+
+
+def _lease_key(name: str) -> str:
+    return f"schedules:{name}:running"
 
 
 def _describe(schedule: Schedule) -> str:

@@ -64,6 +64,32 @@ class ClusterStoreContract:
         stores = [make_store(f"instance-{n}") for n in range(8)]
         assert sum(at_once(8, lambda n: stores[n].claim("nightly:manual", 60))) == 1
 
+    def test_a_renewed_claim_outlives_its_first_expiry_and_a_released_one_is_free_at_once(
+            self, make_store: MakeStore) -> None:
+        holder, other = make_store("holder"), make_store("other")
+        # Given a key held for half a second, then renewed for a minute
+        assert holder.claim("report:running", 0.5)
+        assert holder.renew("report:running", 60)
+        # When the first half second has passed, then it is still held
+        time.sleep(0.6)
+        assert not other.claim("report:running", 60)
+        # When its holder releases it, then another instance takes it at once
+        holder.release("report:running")
+        assert other.claim("report:running", 60)
+        # And a claim that ran out cannot be renewed
+        assert holder.claim("other:running", 0.2)
+        time.sleep(0.3)
+        assert not holder.renew("other:running", 60)
+
+    def test_only_the_holder_renews_or_releases_a_claim(self, make_store: MakeStore) -> None:
+        holder, other = make_store("holder"), make_store("other")
+        assert holder.claim("report:running", 60)
+        # When another instance tries to renew or release it, then it stays the holder's
+        assert not other.renew("report:running", 60)
+        other.release("report:running")
+        assert not other.claim("report:running", 60)
+        assert holder.renew("report:running", 60)
+
     # -- slots -----------------------------------------------------------------------------
 
     def test_a_slot_is_claimed_once_and_becomes_the_last_fired(self, make_store: MakeStore) -> None:
@@ -140,6 +166,43 @@ class ClusterStoreContract:
         finally:
             for scheduler in schedulers:
                 scheduler.stop()
+
+    def test_a_slot_due_while_a_run_goes_in_another_instance_is_skipped_not_run_beside_it(
+            self, make_store: MakeStore) -> None:
+        # Given two instances of a 10 s schedule, one of them running its first slot, and still going
+        clock = FakeClock(datetime(2024, 5, 1, 12, 0, 5, tzinfo=UTC))
+        routine = Recorder()
+        routine.hold.clear()
+        schedule = Schedule.define("fleet.slow", routine, every=10)
+        schedulers = [Scheduler([schedule], make_store(f"instance-{n}"), TraceService(), clock) for n in range(2)]
+        try:
+            for scheduler in schedulers:
+                scheduler.start()
+            wait_until(lambda: all(entry(s, "fleet.slow")["next_run"] for s in schedulers), message="planned runs")
+            clock.advance(seconds=5)
+            for scheduler in schedulers:
+                scheduler.wake()
+            wait_until(lambda: len(routine.firings) == 1, message="the first run")
+            # When the next slot comes while it goes
+            clock.advance(seconds=10)
+            for scheduler in schedulers:
+                scheduler.wake()
+            # Then whichever instance took that slot skipped it: one skip in the fleet, no second run
+            wait_until(lambda: sum(entry(s, "fleet.slow")["skipped"] for s in schedulers) == 1, message="the skip")
+            assert len(routine.firings) == 1
+            # And once the run ends, the slot after it runs again
+            routine.hold.set()
+            wait_until(lambda: sum(entry(s, "fleet.slow")["runs"] for s in schedulers) == 1, message="the end")
+            clock.advance(seconds=10)
+            for scheduler in schedulers:
+                scheduler.wake()
+            wait_until(lambda: len(routine.firings) == 2, message="the third slot's run")
+            assert [f.scheduled_at.second for f in routine.firings] == [10, 30]
+        finally:
+            routine.hold.set()
+            for scheduler in schedulers:
+                scheduler.stop()
+                scheduler.join(5)
 
     # -- heartbeats ------------------------------------------------------------------------
 
