@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from plba.cluster import ClusterStore
@@ -27,9 +27,10 @@ FAILURES_IN_A_ROW = 3
 MIN_CLAIM_TTL = 60.0
 # A manual run is one per schedule and second in the fleet: a request repeated to several instances runs once.
 MANUAL_CLAIM_TTL = 60.0
-# A run holds its schedule's lease in the fleet for this long (seconds), renewed every third of it while
-# it goes: so no instance starts the next slot meanwhile, and a killed instance's lease runs out by itself.
-RUN_LEASE_TTL = 30.0
+# A run holds a lease on its schedule in the fleet, so no instance starts the next slot while it goes.
+# The lease runs out just before the next slot unless renewed within this many seconds (at most a
+# quarter of the period) before it: a run killed earlier frees that slot, one alive keeps it.
+LEASE_MARGIN = 2.0
 
 OUTCOMES = ("ok", "failed", "skipped")
 
@@ -51,8 +52,8 @@ class ScheduleState:
     last_outcome: str | None = None
     last_error: str | None = None
     running: bool = False
-    # When the run going here renews its lease in the fleet next (monotonic seconds); None without one.
-    renew_at: float | None = None
+    # When the run going here renews its lease in the fleet next (on the scheduler's clock); None without one.
+    renew_at: datetime | None = None
     in_a_row: int = 0
     counts: collections.Counter = field(default_factory=collections.Counter)
 
@@ -195,27 +196,30 @@ class Scheduler(ThreadWorker):
         waits = [(min(planned) - self.clock()).total_seconds()] if planned else []
         renewals = [state.renew_at for state in self._states.values() if state.renew_at is not None]
         if renewals:
-            waits.append(min(renewals) - time.monotonic())
+            waits.append((min(renewals) - self.clock()).total_seconds())
         return max(0.0, min(waits)) if waits else None
 
     def _renew_leases(self) -> None:
-        """Renew the fleet lease of every run going here that is due for it."""
+        """Renew the fleet lease of every run going here that is due for it (taking it again if it ran out)."""
+        now = self.clock()
         for state in self._states.values():
             renew_at = state.renew_at
-            if renew_at is None or renew_at > time.monotonic():
+            if renew_at is None or renew_at > now:
                 continue
+            ttl, next_renewal = _lease_terms(state.schedule, now)
+            key = _lease_key(state.schedule.name)
             try:
-                kept = self.store.renew(_lease_key(state.schedule.name), RUN_LEASE_TTL)
-            except Exception as exc:  # noqa: BLE001 - tried again soon; the lease lasts three times as long
+                kept = self.store.renew(key, ttl) or self.store.claim(key, ttl)
+            except Exception as exc:  # noqa: BLE001 - tried again at the next look; reported through health
                 self._store_failed(exc)
-                kept = True
+                continue
             with self._state_lock:
                 if state.renew_at is None:
                     continue  # the run ended (and released its lease) meanwhile
-                state.renew_at = time.monotonic() + RUN_LEASE_TTL / 3 if kept else None
+                state.renew_at = next_renewal if kept else None
             if not kept:
-                logger.warning("schedule %s: the lease of its run ran out in the fleet; another instance may start "
-                               "the next slot while this run goes on", state.schedule.name)
+                logger.warning("schedule %s: another instance took the lease of the run going here; it may start "
+                               "a slot while this run goes on", state.schedule.name)
 
     def _claim_and_fire(self, state: ScheduleState, slot: datetime) -> None:
         timing = state.schedule.timing
@@ -263,12 +267,14 @@ class Scheduler(ThreadWorker):
             state.running = True
         # The lease is taken after the slot is, and only by the instance that took the slot: a run
         # going anywhere in the fleet makes this slot skipped, not fired elsewhere.
-        leased = not here and self._take_lease(state)
+        now = self.clock()
+        ttl, next_renewal = _lease_terms(state.schedule, now)
+        leased = not here and self._take_lease(state, ttl)
         with self._state_lock:
             if leased:
                 state.last_run = firing.scheduled_at
                 state.last_outcome = "running"
-                state.renew_at = time.monotonic() + RUN_LEASE_TTL / 3
+                state.renew_at = next_renewal
             else:
                 state.running = here
                 state.counts["skipped"] += 1
@@ -310,10 +316,10 @@ class Scheduler(ThreadWorker):
                 state.last_outcome = "failed" if error else "ok"
                 state.last_error = error
 
-    def _take_lease(self, state: ScheduleState) -> bool:
-        """Take the schedule's lease in the fleet; False while another instance's run holds it."""
+    def _take_lease(self, state: ScheduleState, ttl: float) -> bool:
+        """Take the schedule's lease in the fleet for `ttl` seconds; False while another instance's run holds it."""
         try:
-            return self.store.claim(_lease_key(state.schedule.name), RUN_LEASE_TTL)
+            return self.store.claim(_lease_key(state.schedule.name), ttl)
         except Exception as exc:  # noqa: BLE001 - unknown whether a run goes elsewhere: never two at once
             self._store_failed(exc)
             return False
@@ -323,9 +329,9 @@ class Scheduler(ThreadWorker):
             state.renew_at = None
         try:
             self.store.release(_lease_key(state.schedule.name))
-        except Exception as exc:  # noqa: BLE001 - it runs out by itself within RUN_LEASE_TTL
-            logger.warning("schedule %s: could not release the lease of its run (it runs out within %gs): %s",
-                           state.schedule.name, RUN_LEASE_TTL, exc)
+        except Exception as exc:  # noqa: BLE001 - it runs out by itself before the next slot
+            logger.warning("schedule %s: could not release the lease of its run (it runs out before the next "
+                           "slot): %s", state.schedule.name, exc)
 
     # -- readings ----------------------------------------------------------------------------
 
@@ -368,6 +374,21 @@ class Scheduler(ThreadWorker):
 
 def _lease_key(name: str) -> str:
     return f"schedules:{name}:running"
+
+
+def _lease_terms(schedule: Schedule, now: datetime) -> tuple[float, datetime]:
+    """How long a lease taken or renewed at `now` lasts (seconds), and when it is to be renewed.
+
+    Away from a slot, the lease ends half a margin before the next one and is renewed a margin
+    before it; within the margin, it is renewed past the slot, which its holder thereby keeps.
+    """
+    timing = schedule.timing
+    upcoming = timing.next_after(now)
+    margin = min(LEASE_MARGIN, (upcoming - timing.latest_at_or_before(now)).total_seconds() / 4)
+    left = (upcoming - now).total_seconds()
+    if left > margin:
+        return left - margin / 2, upcoming - timedelta(seconds=margin)
+    return left + margin, upcoming + timedelta(seconds=margin / 2)
 
 
 def _describe(schedule: Schedule) -> str:
