@@ -16,6 +16,7 @@ from dynaconf.utils.parse_conf import parse_conf_data
 from dynaconf.validator import ValidationError
 
 from plba import schema
+from plba.cluster import REDIS_SCHEMES, url_problem
 from plba.config_checks import (
     DEFAULT_ORIGIN,
     ENV_ORIGIN,
@@ -44,7 +45,9 @@ DEFAULT_FILES = ("settings.toml", "settings.local.toml", ".secrets.toml")
 SECRETS_FILE = ".secrets.toml"
 SUPPORTED_SUFFIXES = (".toml", ".yaml", ".yml", ".json")
 OVERRIDES_ORIGIN = "overrides"
-REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+# A check a higher layer adds (`add_check`): (settings, origin_of) -> problem lines.
+Check = Callable[[Any, Callable[[str], "str | None"]], list[str]]
 
 PLATFORM_DEFAULTS: dict[str, Any] = schema.defaults()
 
@@ -68,6 +71,7 @@ class ConfigurationManager:
         self._environ = environ
         self._overrides = copy.deepcopy(dict(overrides or {}))
         self._subscribers: list[Callable[[Any, list[str]], None]] = []
+        self._checks: list[Check] = []
         self._lock = threading.Lock()
         self._layers = self._load()
 
@@ -145,7 +149,15 @@ class ConfigurationManager:
         `plugins` are the installed plugin names, whose sections are never called typos.
         """
         layers = self._layers if settings is None or settings is self.settings else _Layers(settings)
-        return _check(layers, strict, plugins)
+        return _check(layers, strict, plugins, self._checks)
+
+    def add_check(self, check: Check) -> None:
+        """Have `validate` and `reload` also call `check(settings, origin_of)`, which returns problem lines.
+
+        For the settings a higher layer reads (schedule overrides): it checks them here, with the
+        rest, and `origin_of(dotted_key)` tells where a key came from, for the line's ` in FILE`.
+        """
+        self._checks.append(check)
 
     # -- reload ----------------------------------------------------------------------------
 
@@ -164,7 +176,7 @@ class ConfigurationManager:
             new = self._load()
             if prepare is not None:
                 prepare(new.settings)
-            for warning in _check(new, strict=False, plugins=()):
+            for warning in _check(new, strict=False, plugins=(), checks=self._checks):
                 logger.warning("%s", warning)
             changed = changed_keys(settings_dict(self.settings), settings_dict(new.settings))
             self._layers = new
@@ -195,7 +207,7 @@ def _origins_in_force(layers: _Layers) -> dict[str, str]:
     return {key: layers.origins.get(key, DEFAULT_ORIGIN) for key in sorted(flat)}
 
 
-def _check(layers: _Layers, strict: bool, plugins: Iterable[str]) -> list[str]:
+def _check(layers: _Layers, strict: bool, plugins: Iterable[str], checks: Iterable[Check] = ()) -> list[str]:
     """Validate one loading of the layers; see `ConfigurationManager.validate`."""
     settings = layers.settings
 
@@ -223,11 +235,19 @@ def _check(layers: _Layers, strict: bool, plugins: Iterable[str]) -> list[str]:
         problems.extend(describe_failure(validator, message, value_of, origin_of) for validator, message in exc.details)
     problems.extend(filter(None, (backend_problem(name, table) for name, table in queues.items())))
     problems.extend(_redis_url_problems(queues, origin_of))
+    cluster_problem = url_problem(str(settings.get("platform.cluster.url", "") or ""))
+    if cluster_problem:
+        problems.append(cluster_problem + where(origin_of("platform.cluster.url")))
+    for check in checks:
+        problems.extend(check(settings, origin_of))
     if settings.get("platform.control.enabled") is True and not any("platform.control.host" in p for p in problems):
         problems.extend(filter(None, [host_problem(settings.get("platform.control.host"),
                                                    origin_of("platform.control.host"))]))
     user_keys = {key: origin for key, origin in _origins_in_force(layers).items() if origin != DEFAULT_ORIGIN}
     warnings = typo_warnings(user_keys, KnownKeys(known), plugins)
+    # An unknown key in a schedule's override table would be refused when the schedules are built.
+    problems += [warning for warning in warnings if warning.startswith(f"unknown key {schema.SCHEDULE_PREFIX}.")]
+    warnings = [warning for warning in warnings if warning not in problems]
     if problems or (strict and warnings):
         raise ConfigError(problems + warnings)
     return warnings

@@ -24,7 +24,8 @@ from plba.health import Component, HealthRegistry, aggregate
 from plba.plugins import PluginSet
 from plba.queue.factory import build_queue
 from plba.registry import Registry, Services
-from plba.schedule import Schedule, Scheduler, apply_overrides, build_scheduler
+from plba.schedule import Scheduler, apply_overrides, build_scheduler, override_problems
+from plba.schema import SCHEDULE_PREFIX
 from plba.signals import stop_on_signals
 from plba.stats import MinuteCounts
 from plba.supervisor import RestartPolicy, StopSummary, WorkerSupervisor
@@ -57,6 +58,7 @@ class RuntimeManager:
 
     def __init__(self, config: ConfigurationManager, plugins: PluginSet, enable_http_control: bool = True) -> None:
         self.config = config
+        config.add_check(override_problems)
         self.plugins = plugins
         self.enable_http_control = enable_http_control
         self.traces = TraceService()
@@ -367,17 +369,11 @@ class RuntimeManager:
 
     def reload(self) -> list[str]:
         """Re-read configuration; plugins' `configure` runs on the new settings. Returns changed keys."""
-        schedules: list[Schedule] = []
-
-        def prepare(settings: Any) -> None:
-            self.plugins.configure(settings, mark_failed=False)
-            # Checked here, so bad `[platform.schedules]` values refuse the whole reload.
-            if self.scheduler is not None and self.registry is not None:
-                schedules[:] = apply_overrides(self.registry.schedules, settings)
-
-        changed = self.config.reload(prepare=prepare)
-        if self.scheduler is not None and any(key.startswith("platform.schedules.") for key in changed):
-            self.scheduler.update(schedules)
+        # Bad `[platform.schedules]` values refuse the whole reload: the config's own check finds them.
+        changed = self.config.reload(prepare=lambda settings: self.plugins.configure(settings, mark_failed=False))
+        if self.scheduler is not None and self.registry is not None \
+                and any(key.startswith(f"{SCHEDULE_PREFIX}.") for key in changed):
+            self.scheduler.update(apply_overrides(self.registry.schedules, self.settings))
         return changed
 
     # -- readings --------------------------------------------------------------------------

@@ -128,6 +128,44 @@ def test_status_at_80_columns_keeps_rows_apart_and_puts_errors_under_their_table
             "expected WorkerHealth") in text
 
 
+class Reports:
+    """A plugin with two schedules, one of them with a long name and a cron in Berlin, failing."""
+
+    @hookimpl
+    def register_workers(self, registry: Any) -> None:
+        """Schedule the two reports."""
+        registry.schedule("acme.reports.nightly-summary", self.fail, cron="0 2 * * *", timezone="Europe/Berlin")
+        registry.schedule("acme.tick", lambda firing: None, every=3600)
+
+    def fail(self, firing: Any) -> None:
+        """Fail, with an error longer than a line."""
+        raise RuntimeError(LONG_ERROR)
+
+
+def test_schedules_list_at_80_columns_keeps_names_and_times_whole_and_errors_under_the_table() -> None:
+    # Given a running instance whose long-named schedule failed its last run
+    settings = {"platform": {"control": {"port": 0}, "tracing": {"transport": "noop"}}}
+    with create_runtime(Reports(), settings=settings) as runtime:
+        url = f"http://127.0.0.1:{runtime.control.port}"
+        runtime.scheduler.run_now("acme.reports.nightly-summary")
+        from plba.testing import wait_until
+
+        wait_until(lambda: runtime.scheduler.schedules()[0]["failures"] == 1, message="the failed run")
+        # When `plba schedules list` is read in 80 columns
+        result = invoke("schedules", "list", "--url", url)
+    # Then every line fits, names and next runs are whole, and the error reads in full under the table
+    assert result.exit_code == 0, result.output
+    assert_fits(result.output)
+    lines = result.output.splitlines()
+    assert lines[1].split() == ["schedule", "timing", "next", "run", "last", "runs", "failed"]
+    nightly = lines.index(next(line for line in lines if line.startswith("acme.reports.nightly")))
+    assert lines[nightly].split()[:3] == ["acme.reports.nightly", "cron", "0"]
+    assert " 02:00:00 CET " in lines[nightly] and " failed " in lines[nightly]
+    assert lines[nightly + 1].split()[0] == "-summary"  # folded, not cut
+    assert any(line.startswith("acme.tick ") and "every 3600s" in line and ":00:00 UTC " in line for line in lines)
+    assert f"acme.reports.nightly-summary: last error: RuntimeError: {LONG_ERROR}" in flat(result.output)
+
+
 def test_traces_show_at_80_columns_wraps_long_attributes_and_errors_instead_of_cutting_them(tmp_path: Path) -> None:
     # Given a trace whose spans carry long attributes and a long error, twice
     path = tmp_path / "t.jsonl"

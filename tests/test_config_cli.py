@@ -137,3 +137,29 @@ def test_plba_run_warns_about_a_typo_and_runs(project: Path, env: dict[str, str]
     assert "unknown key acme.jbos in settings.toml (did you mean acme.jobs?)" in process.output()
     process.signal(signal.SIGINT)
     assert process.wait() == 0
+
+
+def test_config_check_finds_what_plba_run_would_refuse_in_schedule_overrides_and_the_cluster_url(
+        cli: CliRunner, project: Path) -> None:
+    # Given overrides no schedule could take, and a cluster URL of an unknown kind
+    (project / "settings.toml").write_text(
+        '[platform.cluster]\nurl = "mysql://db.example/plba"\n'
+        '[platform.schedules."acme.tick"]\nevery = 0\n'
+        '[platform.schedules."acme.night"]\ncron = "0 2 * * *"\ntimezone = "Mars/Olympus"\n'
+        '[platform.schedules.report]\nevery = 5\ncron = "* * * * *"\nenabled = "yes"\n')
+    # When the settings are checked, then every problem is one line naming its key and file, exit 2
+    result = cli.invoke(app, ["config", "check", "--plugin", "acme"])
+    assert result.exit_code == 2
+    assert sorted(result.stderr.splitlines()) == [
+        "error: platform.cluster.url: must be empty, a redis:// or a postgresql:// URL, not mysql://... "
+        "in settings.toml",
+        "error: platform.schedules.\"acme.night\".timezone: timezone 'Mars/Olympus' is not a known IANA timezone "
+        "(e.g. 'Europe/Berlin') in settings.toml",
+        'error: platform.schedules."acme.tick".every: every must be a number of seconds of at least 0.001, not 0 '
+        "in settings.toml",
+        'error: platform.schedules."report".enabled: must be true or false, not \'yes\' in settings.toml',
+        'error: platform.schedules."report": set every or cron, not both in settings.toml',
+    ]
+    # And good overrides pass
+    (project / "settings.toml").write_text('[platform.schedules."acme.tick"]\nevery = 5\nenabled = false\n')
+    assert cli.invoke(app, ["config", "check", "--strict", "--plugin", "acme"]).exit_code == 0

@@ -81,6 +81,8 @@ def select_plugins(names: list[str] | None) -> PluginSet:
 
 # Identifiers (plugin, worker, queue names) are never cut: up to this width they keep one line, beyond it they fold.
 KEY_WIDTH = 28
+# The same, in a table with many columns (`name` columns): longer names fold sooner.
+NAME_WIDTH = 20
 # Short values (states, counts, versions) keep one line; beyond this width they are cut with an ellipsis.
 SHORT_WIDTH = 12
 # Free text takes the room left, wrapped at spaces; a word that does not fit is cut with an ellipsis.
@@ -100,9 +102,9 @@ def _width(header: str, values: list[str], limit: int) -> int:
     return min(max([len(header), *(len(value) for value in values)]), limit)
 
 
-def key_column(table: Any, header: str, values: list[str]) -> None:
-    """Add a column for identifiers, as wide as the longest (up to KEY_WIDTH, folded beyond): never cut."""
-    table.add_column(header, width=_width(header, values, KEY_WIDTH), overflow="fold")
+def key_column(table: Any, header: str, values: list[str], limit: int = KEY_WIDTH) -> None:
+    """Add a column for identifiers, as wide as the longest (up to `limit`, folded beyond): never cut."""
+    table.add_column(header, width=_width(header, values, limit), overflow="fold")
 
 
 def short_column(table: Any, header: str, values: list[str], justify: str = "left") -> None:
@@ -111,9 +113,12 @@ def short_column(table: Any, header: str, values: list[str], justify: str = "lef
                      justify=justify)
 
 
-def text_column(table: Any, header: str) -> None:
-    """Add a column for free text, taking the room the others leave: wrapped at spaces, cut with an ellipsis."""
-    table.add_column(header, min_width=TEXT_MIN_WIDTH, ratio=1, overflow="ellipsis")
+def text_column(table: Any, header: str, overflow: str = "ellipsis") -> None:
+    """Add a column for free text, taking the room the others leave, wrapped at spaces.
+
+    A word longer than the column is cut with an ellipsis, or folded (`overflow="fold"`) where every character counts.
+    """
+    table.add_column(header, min_width=TEXT_MIN_WIDTH, ratio=1, overflow=overflow)
 
 
 def print_problems(console: Any, problems: list[tuple[str, str]]) -> None:

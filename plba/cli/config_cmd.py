@@ -22,8 +22,10 @@ app = typer.Typer(help="Show and check the effective configuration.", no_args_is
 def _configured(config: list[Path] | None, plugin: list[str] | None) -> tuple[ConfigurationManager, list[str]]:
     """The layers loaded and the selected plugins' `configure` run, so their validators (and defaults) apply."""
     from plba.config import ConfigurationManager
+    from plba.schedule import override_problems
 
     manager = ConfigurationManager(config or [])
+    manager.add_check(override_problems)
     plugins = select_plugins(plugin)
     plugins.configure(manager.settings)
     return manager, [info.name for info in plugins.infos]

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import urllib.parse
-from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
 
-from plba.cli.common import ExitCode, fail, key_column, new_table, reported_errors, short_column, text_column
-from plba.cli.control_cmd import TokenOption, UrlOption, client_for
+from plba.cli.common import ExitCode, fail
+from plba.cli.control_cmd import TokenOption, UrlOption
+from plba.cli.listing import act, cells, path_of, show_listing, when
 from plba.cli.run_cmd import ConfigOption
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
@@ -18,75 +16,6 @@ QueueArgument = Annotated[str, typer.Argument(help="The queue's name, as `plba q
 
 queues_app = typer.Typer(help="Read queues and dead letters; requeue, purge, pause and resume.", no_args_is_help=True)
 loggers_app = typer.Typer(help="Read log levels, or set one for a while.", invoke_without_command=True)
-
-
-def _path(*parts: str) -> str:
-    return "/" + "/".join(urllib.parse.quote(part, safe="") for part in parts)
-
-
-def _cells(*values: Any) -> list[str]:
-    """Table cells from values that may hold brackets (errors, payload text): escaped, so never read as markup."""
-    from rich.markup import escape
-
-    return [escape("" if value is None else str(value)) for value in values]
-
-
-def _when(iso: Any) -> str:
-    """An ISO 8601 time as `YYYY-MM-DD HH:MM:SS` (UTC), short enough for a table."""
-    return str(iso or "")[:19].replace("T", " ")
-
-
-def _table(title: str, columns: list[tuple[str, str]], rows: list[list[str]]) -> Any:
-    """A table fitting 80 columns: `key` columns are never cut, `short` ones stay on one line, `text` wraps."""
-    table = new_table(title)
-    for index, (header, kind) in enumerate(columns):
-        values = [row[index] for row in rows]
-        if kind == "key":
-            key_column(table, header, values)
-        elif kind == "short":
-            short_column(table, header, values)
-        else:
-            text_column(table, header)
-    for row in rows:
-        table.add_row(*row)
-    return table
-
-
-def _read(config: Any, url: str | None, token: str | None, path: str, key: str, as_json: bool) -> Any:
-    """GET `path` and return its `key`; with `as_json`, print it as JSON instead and return None."""
-    with reported_errors():
-        client, _ = client_for(config, url, token)
-        _, answer = client.get(path)
-    data = answer.get(key) if isinstance(answer, dict) else None
-    if as_json:
-        typer.echo(json.dumps(data, indent=2, default=str))
-        return None
-    return data
-
-
-def _list(config: Any, url: str | None, token: str | None, path: str, key: str, as_json: bool, *, title: str,
-          columns: list[tuple[str, str]], row: Callable[..., list[str]], empty: str | None = None) -> None:
-    """GET `path`'s `key` and print it as JSON, or as a table of one `row(item)` each (`row(name, item)` for a mapping).
-
-    `empty` is said instead of an empty table, when given.
-    """
-    data = _read(config, url, token, path, key, as_json)
-    if data is None:
-        return
-    rows = [row(*item) for item in data.items()] if isinstance(data, dict) else [row(item) for item in data]
-    if not rows and empty is not None:
-        typer.echo(empty)
-        return
-    _console().print(_table(title, columns, rows))
-
-
-def _act(config: Any, url: str | None, token: str | None, path: str,
-         body: dict[str, Any] | None = None) -> dict[str, Any]:
-    """POST `body` to the action at `path`; its JSON answer (errors are one line and exit 2)."""
-    with reported_errors():
-        client, _ = client_for(config, url, token)
-        _, answer = client.post(path, body)
-    return answer if isinstance(answer, dict) else {}
 
 
 # -- queues ------------------------------------------------------------------------------------
@@ -98,14 +27,14 @@ def queues_list(config: ConfigOption = None, url: UrlOption = None, token: Token
     """Every queue: backend, depth, in flight, delayed, dead, paused."""
     def row(name: str, stats: dict[str, Any]) -> list[str]:
         if "error" in stats:
-            return _cells(name, stats["error"], "", "", "", "", "")
-        return _cells(name, *(stats.get(key) for key in ("backend", "depth", "in_flight", "delayed", "dead")),
-                      "paused" if stats.get("paused") else "no")
+            return cells(name, stats["error"], "", "", "", "", "")
+        return cells(name, *(stats.get(key) for key in ("backend", "depth", "in_flight", "delayed", "dead")),
+                     "paused" if stats.get("paused") else "no")
 
     columns = [("queue", "key"), ("backend", "text"), *((header, "short") for header in
                                                         ("depth", "in flight", "delayed", "dead", "paused"))]
-    _list(config, url, token, "/queues", "queues", as_json, title="Queues", columns=columns, row=row,
-          empty="no queues")
+    show_listing(config, url, token, "/queues", "queues", as_json, title="Queues", columns=columns, row=row,
+                 empty="no queues")
 
 
 @queues_app.command("dead")
@@ -117,11 +46,12 @@ def queues_dead(
     as_json: JsonOption = False,
 ) -> None:
     """The dead tasks of QUEUE, oldest first: id, name, attempts, error, time of death (payloads in --json)."""
-    _list(config, url, token, f"{_path('queues', queue, 'dead')}?limit={limit}", "tasks", as_json,
-          title=f"Dead tasks in {queue}", empty=f"no dead tasks in {queue}",
-          columns=[("id", "key"), ("name", "key"), ("attempts", "short"), ("dead at", "key"), ("error", "text")],
-          row=lambda task: _cells(task.get("id"), task.get("name"), task.get("attempts"), _when(task.get("dead_at")),
-                                  task.get("error")))
+    show_listing(config, url, token, f"{path_of('queues', queue, 'dead')}?limit={limit}", "tasks", as_json,
+                 title=f"Dead tasks in {queue}", empty=f"no dead tasks in {queue}",
+                 columns=[("id", "key"), ("name", "key"), ("attempts", "short"), ("dead at", "key"),
+                          ("error", "text")],
+                 row=lambda task: cells(task.get("id"), task.get("name"), task.get("attempts"),
+                                        when(task.get("dead_at")), task.get("error")))
 
 
 @queues_app.command("requeue")
@@ -135,8 +65,8 @@ def queues_requeue(
     """Move dead tasks of QUEUE back to work, attempts reset: the --id ones, or --all."""
     if bool(ids) == everything:
         fail("give --id ID (repeatable) or --all, not both and not neither", ExitCode.USAGE)
-    answer = _act(config, url, token, _path("actions", "queues", queue, "requeue"),
-                  {"all": True} if everything else {"ids": list(ids or [])})
+    answer = act(config, url, token, path_of("actions", "queues", queue, "requeue"),
+                 {"all": True} if everything else {"ids": list(ids or [])})
     typer.echo(f"moved {answer.get('moved')} dead task(s) back to {queue}")
     if answer.get("unknown"):
         typer.echo(f"not dead any more (moved by someone else): {', '.join(answer['unknown'])}")
@@ -156,7 +86,8 @@ def queues_purge(
         fail("give --dead or --ready (one of them)", ExitCode.USAGE)
     if not yes:
         fail(f"purging deletes the {'dead' if dead else 'ready'} tasks of {queue} for good: add --yes", ExitCode.USAGE)
-    answer = _act(config, url, token, _path("actions", "queues", queue, "purge"), {"what": "dead" if dead else "ready"})
+    answer = act(config, url, token, path_of("actions", "queues", queue, "purge"),
+                 {"what": "dead" if dead else "ready"})
     typer.echo(f"removed {answer.get('removed')} task(s) from {queue}")
 
 
@@ -164,7 +95,7 @@ def queues_purge(
 def queues_pause(queue: QueueArgument, config: ConfigOption = None, url: UrlOption = None,
                  token: TokenOption = None) -> None:
     """Stop consumers in every instance from leasing from QUEUE."""
-    _act(config, url, token, _path("actions", "queues", queue, "pause"))
+    act(config, url, token, path_of("actions", "queues", queue, "pause"))
     typer.echo(f"{queue} paused")
 
 
@@ -172,7 +103,7 @@ def queues_pause(queue: QueueArgument, config: ConfigOption = None, url: UrlOpti
 def queues_resume(queue: QueueArgument, config: ConfigOption = None, url: UrlOption = None,
                   token: TokenOption = None) -> None:
     """Let consumers in every instance lease from QUEUE again."""
-    _act(config, url, token, _path("actions", "queues", queue, "resume"))
+    act(config, url, token, path_of("actions", "queues", queue, "resume"))
     typer.echo(f"{queue} resumed")
 
 
@@ -184,12 +115,12 @@ def instances(config: ConfigOption = None, url: UrlOption = None, token: TokenOp
     """Every live instance sharing platform.cluster.url (just the one asked without it)."""
     def row(record: dict[str, Any]) -> list[str]:
         workers = record.get("workers") or {}
-        return _cells(record.get("id"), record.get("state"), record.get("version"), _when(record.get("started_at")),
-                      f"{workers.get('busy', 0)}/{workers.get('total', 0)}", record.get("control_url"))
+        return cells(record.get("id"), record.get("state"), record.get("version"), when(record.get("started_at")),
+                     f"{workers.get('busy', 0)}/{workers.get('total', 0)}", record.get("control_url"))
 
     columns = [("id", "key"), ("state", "short"), ("version", "short"), ("started", "key"), ("busy", "short"),
                ("control url", "text")]
-    _list(config, url, token, "/instances", "instances", as_json, title="Instances", columns=columns, row=row)
+    show_listing(config, url, token, "/instances", "instances", as_json, title="Instances", columns=columns, row=row)
 
 
 # -- loggers -----------------------------------------------------------------------------------
@@ -201,11 +132,11 @@ def loggers_list(ctx: typer.Context, config: ConfigOption = None, url: UrlOption
     """The platform's and plugins' loggers with their levels (`plba loggers set` changes one)."""
     if ctx.invoked_subcommand is not None:
         return
-    _list(config, url, token, "/loggers", "loggers", as_json, title="Loggers",
-          columns=[("logger", "key"), ("level", "short"), ("in effect", "short"), ("reverts at", "key"),
-                   ("to", "short")],
-          row=lambda name, entry: _cells(name, entry.get("level") or "-", entry.get("effective"),
-                                         _when(entry.get("revert_at")), entry.get("revert_to")))
+    show_listing(config, url, token, "/loggers", "loggers", as_json, title="Loggers",
+                 columns=[("logger", "key"), ("level", "short"), ("in effect", "short"), ("reverts at", "key"),
+                          ("to", "short")],
+                 row=lambda name, entry: cells(name, entry.get("level") or "-", entry.get("effective"),
+                                               when(entry.get("revert_at")), entry.get("revert_to")))
 
 
 @loggers_app.command("set")
@@ -219,7 +150,7 @@ def loggers_set(
 ) -> None:
     """Set LOGGER to LEVEL now (for --for SECONDS only, when given)."""
     body = {"logger": logger, "level": level, "revert_after": for_seconds}
-    answer = _act(config, url, token, "/actions/loggers", body)
+    answer = act(config, url, token, "/actions/loggers", body)
     until = f" until {answer['revert_at']}, then back to {answer.get('previous') or 'inherited'}" \
         if answer.get("revert_at") else ""
     typer.echo(f"{answer.get('logger')} set to {answer.get('level')}{until}")
@@ -235,14 +166,9 @@ def audit(
     as_json: JsonOption = False,
 ) -> None:
     """The latest audit events: every action, allowed or refused, with its actor and outcome."""
-    _list(config, url, token, f"/audit?limit={limit}", "events", as_json, title="Audit", empty="no audit events yet",
-          columns=[("at", "key"), ("actor", "key"), ("action", "key"), ("target", "key"), ("outcome", "short"),
-                   ("detail", "text")],
-          row=lambda event: _cells(_when(event.get("at")), event.get("actor"), event.get("action"),
-                                   event.get("target"), event.get("outcome"), event.get("detail")))
-
-
-def _console() -> Any:
-    from rich.console import Console
-
-    return Console()
+    show_listing(config, url, token, f"/audit?limit={limit}", "events", as_json, title="Audit",
+                 empty="no audit events yet",
+                 columns=[("at", "key"), ("actor", "key"), ("action", "key"), ("target", "key"), ("outcome", "short"),
+                          ("detail", "text")],
+                 row=lambda event: cells(when(event.get("at")), event.get("actor"), event.get("action"),
+                                         event.get("target"), event.get("outcome"), event.get("detail")))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import urllib.parse
 from typing import Annotated, Any
 
@@ -10,6 +9,7 @@ import typer
 
 from plba.cli.common import reported_errors
 from plba.cli.control_cmd import TokenOption, UrlOption, client_for
+from plba.cli.listing import cells, console, show_listing
 from plba.cli.run_cmd import ConfigOption
 
 app = typer.Typer(help="List a running instance's schedules, or fire one now.", no_args_is_help=True)
@@ -22,15 +22,17 @@ def list_schedules(
     token: TokenOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the schedules as JSON.")] = False,
 ) -> None:
-    """Show every schedule: timing, next and last run, last outcome, counters."""
-    with reported_errors():
-        client, _ = client_for(config, url, token)
-        _, answer = client.get("/schedules")
-    schedules = answer.get("schedules", []) if isinstance(answer, dict) else []
-    if as_json:
-        typer.echo(json.dumps(schedules, indent=2))
-        return
-    _print(schedules)
+    """Show every schedule: timing, next run, last outcome, runs and failures (last errors under the table)."""
+    from rich.markup import escape
+
+    columns = [("schedule", "name"), ("timing", "whole"), ("next run", "key"), ("last", "short"), ("runs", "short"),
+               ("failed", "short")]
+    shown = show_listing(config, url, token, "/schedules", "schedules", as_json, title="Schedules", columns=columns,
+                         row=_row, empty="no schedules registered")
+    for entry in shown or []:
+        if entry.get("last_error"):
+            console().print(f"[red]{escape(str(entry['name']))}[/]: last error: {escape(str(entry['last_error']))}",
+                            highlight=False)
 
 
 @app.command("run")
@@ -47,25 +49,23 @@ def run(
     typer.echo(f"schedule {name} fired for {answer.get('scheduled_at')}")
 
 
-def _print(schedules: list[dict[str, Any]]) -> None:
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
+def _row(entry: dict[str, Any]) -> list[str]:
+    """One schedule's cells; its next run in its own timezone, named by abbreviation (`--json` has the full name)."""
+    timing = f"every {entry['every']:g}s" if entry.get("every") is not None else f"cron {entry.get('cron')}"
+    return cells(entry.get("name"), timing, _local(entry) if entry.get("enabled") else "disabled",
+                 entry.get("last_outcome"), entry.get("runs"), entry.get("failures"))
 
-    console = Console()
-    if not schedules:
-        console.print("no schedules registered")
-        return
-    table = Table("schedule", "timing", "next run", "last run", "outcome", "runs", "skipped", "failures",
-                  title="Schedules")
-    for entry in schedules:
-        timing = f"every {entry['every']:g}s" if entry.get("every") is not None else f"cron {entry.get('cron')}"
-        table.add_row(str(entry.get("name")), f"{timing} ({entry.get('timezone')})",
-                      str(entry.get("next_run") or "") if entry.get("enabled") else "disabled",
-                      str(entry.get("last_run") or ""), str(entry.get("last_outcome") or ""), str(entry.get("runs")),
-                      str(entry.get("skipped")), str(entry.get("failures")))
-    console.print(table)
-    for entry in schedules:
-        if entry.get("last_error"):
-            console.print(f"[red]{escape(entry['name'])}[/]: last error: {escape(entry['last_error'])}",
-                          highlight=False)
+
+def _local(entry: dict[str, Any]) -> str:
+    """`YYYY-MM-DD HH:MM:SS ZONE` for the entry's next run, in the zone the instance reported it in."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    if not entry.get("next_run"):
+        return ""
+    moment = datetime.fromisoformat(str(entry["next_run"]))
+    try:
+        moment = moment.astimezone(ZoneInfo(str(entry.get("timezone"))))
+    except (ZoneInfoNotFoundError, ValueError):
+        pass  # a zone this machine lacks: the offset the instance gave
+    return f"{moment:%Y-%m-%d %H:%M:%S} {moment.tzname()}"

@@ -77,9 +77,19 @@ def new_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+def url_problem(url: str) -> str | None:
+    """Why `url` cannot name a cluster store (the message starting with the key), or None when it can."""
+    if not url or url.startswith(REDIS_SCHEMES + POSTGRES_SCHEMES):
+        return None
+    return f"platform.cluster.url: must be empty, a redis:// or a postgresql:// URL, not {url.split('://')[0]}://..."
+
+
 def build_cluster_store(settings: Any) -> ClusterStore:
     """The store `platform.cluster.url` names: in this process when empty, else Redis or PostgreSQL by scheme."""
     url = str(settings.get("platform.cluster.url", "") or "")
+    problem = url_problem(url)
+    if problem:
+        raise ConfigError(problem)
     owner = new_owner()
     if not url:
         from plba.cluster.memory import InProcessClusterStore
@@ -89,14 +99,12 @@ def build_cluster_store(settings: Any) -> ClusterStore:
         from plba.cluster.redis import RedisClusterStore
 
         return RedisClusterStore(url, owner)
-    if url.startswith(POSTGRES_SCHEMES):
-        try:
-            from plba.cluster.postgres import PostgresClusterStore
-        except ModuleNotFoundError as exc:
-            if exc.name not in ("psycopg", "psycopg_pool"):
-                raise
-            raise ConfigError("platform.cluster.url: a postgresql:// URL needs the postgres extra "
-                              "(pip install 'plba[postgres]')") from None
-        return PostgresClusterStore(url, owner)
-    raise ConfigError(f"platform.cluster.url: must be empty, a redis:// or a postgresql:// URL, "
-                      f"not {url.split('://')[0]}://...")
+    # What url_problem lets through and is neither empty nor Redis is a PostgreSQL URL.
+    try:
+        from plba.cluster.postgres import PostgresClusterStore
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("psycopg", "psycopg_pool"):
+            raise
+        raise ConfigError("platform.cluster.url: a postgresql:// URL needs the postgres extra "
+                          "(pip install 'plba[postgres]')") from None
+    return PostgresClusterStore(url, owner)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from plba.cluster import ClusterStore
-from plba.schedule.definition import Firing, Schedule, apply_overrides
+from plba.schedule.definition import Firing, Schedule, apply_overrides, override_problems
 from plba.schedule.scheduler import Scheduler
 from plba.tracing.service import TraceService
 
-__all__ = ["Firing", "Schedule", "Scheduler", "apply_overrides", "build_scheduler"]
+__all__ = ["Firing", "Schedule", "Scheduler", "apply_overrides", "build_scheduler", "override_problems"]
 
 
 def build_scheduler(schedules: list[Schedule], settings: Any, store: ClusterStore,

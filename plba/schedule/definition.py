@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from plba.config_checks import where
 from plba.errors import ConfigError
 from plba.schedule.timing import Timing
+from plba.schema import SCHEDULE_PREFIX
 
 logger = logging.getLogger("plba.schedule")
 
@@ -88,13 +90,33 @@ class Schedule:
         return dataclasses.replace(self, timing=timing, enabled=enabled)
 
 
+def override_problems(settings: Any, origin_of: Callable[[str], str | None]) -> list[str]:
+    """Every problem in the `[platform.schedules."<name>"]` tables, found without the schedules they name.
+
+    A `ConfigurationManager` check (`add_check`), so `plba config check` and the start list them with
+    the rest, each line ending with where its table came from. Unknown keys are left to the
+    configuration's own typo check, which names the nearest known key.
+    """
+    stand_in = Schedule.define("stand-in", lambda _firing: None, every=60)
+    problems: list[str] = []
+    for name, table in (settings.get(SCHEDULE_PREFIX) or {}).items():
+        known = {key: value for key, value in table.items() if key in OVERRIDE_KEYS} \
+            if isinstance(table, Mapping) else table
+        try:
+            stand_in.overridden(known, f'{SCHEDULE_PREFIX}."{name}"')
+        except ConfigError as exc:
+            origin = where(origin_of(f"{SCHEDULE_PREFIX}.{name}"))
+            problems.extend(f"{problem}{origin}" for problem in exc.problems)
+    return problems
+
+
 def apply_overrides(schedules: list[Schedule], settings: Any) -> list[Schedule]:
     """The schedules with their `[platform.schedules."<name>"]` tables applied (names match in any case).
 
     A table naming no registered schedule is logged as a warning; bad values raise ConfigError,
     every problem listed.
     """
-    tables = {str(key).lower(): value for key, value in (settings.get("platform.schedules") or {}).items()}
+    tables = {str(key).lower(): value for key, value in (settings.get(SCHEDULE_PREFIX) or {}).items()}
     problems: list[str] = []
     result = []
     for schedule in schedules:
@@ -103,13 +125,13 @@ def apply_overrides(schedules: list[Schedule], settings: Any) -> list[Schedule]:
             result.append(schedule)
             continue
         try:
-            result.append(schedule.overridden(table, f'platform.schedules."{schedule.name}"'))
+            result.append(schedule.overridden(table, f'{SCHEDULE_PREFIX}."{schedule.name}"'))
         except ConfigError as exc:
             problems.extend(exc.problems)
     if problems:
         raise ConfigError(problems)
     known = ", ".join(s.name for s in schedules) or "none"
     for name in tables:
-        logger.warning('platform.schedules."%s": no plugin registers a schedule of that name (registered: %s)',
+        logger.warning(f'{SCHEDULE_PREFIX}."%s": no plugin registers a schedule of that name (registered: %s)',
                        name, known)
     return result
