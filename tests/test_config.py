@@ -384,10 +384,15 @@ def test_names_holding_dots_are_names_and_the_keys_in_their_tables_are_checked(t
     write(tmp_path / "settings.toml", '[platform.schedules."acme.report"]\nevery = 60\nenabled = false\n'
                                       '[platform.queues."acme.orders"]\nmaxsize = 5\n'
                                       '[platform.schedules."acme.night.ly"]\ncorn = "0 2 * * *"\n')
-    # When validated, then only the typo is a warning, named under the whole name
-    assert ConfigurationManager(root=tmp_path, environ={}).validate() == [
-        'unknown key platform.schedules.acme.night.ly.corn in settings.toml '
-        '(did you mean platform.schedules.acme.night.ly.cron?)']
+    # When validated, then only the typo is a problem (a schedule override would refuse it), named under the whole name
+    with pytest.raises(ConfigError) as raised:
+        ConfigurationManager(root=tmp_path, environ={}).validate()
+    assert raised.value.problems == ['unknown key platform.schedules.acme.night.ly.corn in settings.toml '
+                                     '(did you mean platform.schedules.acme.night.ly.cron?)']
+    # And the names alone are no typos
+    write(tmp_path / "settings.toml", '[platform.schedules."acme.report"]\nevery = 60\n'
+                                      '[platform.queues."acme.orders"]\nmaxsize = 5\n')
+    assert ConfigurationManager(root=tmp_path, environ={}).validate(strict=True) == []
 
 
 def test_the_section_of_an_installed_plugin_is_not_called_a_typo(tmp_path: Path) -> None:
