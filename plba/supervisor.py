@@ -60,6 +60,9 @@ class _Supervised:
 class StopSummary:
     """What a run and its stop did: tasks processed and failed during the run, then the stop itself.
 
+    Tasks are what queue workers ran; what the other workers did (schedule runs, a watcher's units
+    of work) is counted apart, in `other_units` and `other_failed`.
+
     The stop's counts: tasks finished while draining, forced (given back to their queue) and left
     queued. `queued` counts everything waiting in the runtime's queues afterwards, forced tasks included;
     `unreadable` names each count that could not be read (a queue whose server is down, a worker
@@ -72,11 +75,15 @@ class StopSummary:
     workers_forced: list[str] = field(default_factory=list)
     processed: int = 0
     failed: int = 0
+    other_units: int = 0
+    other_failed: int = 0
     unreadable: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         forced = f" (workers: {', '.join(self.workers_forced)})" if self.workers_forced else ""
-        text = (f"{self.processed} task(s) processed and {self.failed} failed during the run; "
+        others = (f" (other workers: {self.other_units} unit(s) of work, {self.other_failed} failed)"
+                  if self.other_units or self.other_failed else "")
+        text = (f"{self.processed} task(s) processed and {self.failed} failed during the run{others}; "
                 f"{self.finished} finished while draining, {self.forced} forced back to the queue{forced}, "
                 f"{self.queued} left queued")
         if self.unreadable:
@@ -184,8 +191,14 @@ class WorkerSupervisor:
         self._count_throughput(readings)
         for entry, (status, broken) in zip(self._workers, readings, strict=True):
             if broken is None:
-                summary.processed += max(0, status.processed - entry.counts_at_start[0])
-                summary.failed += max(0, status.failed - entry.counts_at_start[1])
+                processed = max(0, status.processed - entry.counts_at_start[0])
+                failed = max(0, status.failed - entry.counts_at_start[1])
+                if entry.worker.consumes() is not None:
+                    summary.processed += processed
+                    summary.failed += failed
+                else:
+                    summary.other_units += processed
+                    summary.other_failed += failed
         return summary
 
     def close(self) -> None:
@@ -249,9 +262,11 @@ class WorkerSupervisor:
             self._count_throughput(readings)
 
     def _count_throughput(self, readings: list[tuple[WorkerStatus, str | None]]) -> None:
-        """Add what every worker processed and failed since `readings` last time to this minute's counts."""
+        """Add the tasks queue workers processed and failed since the last `readings` to this minute's counts."""
         processed = failed = 0
         for entry, (status, broken) in zip(self._workers, readings, strict=True):
+            if entry.worker.consumes() is None:
+                continue  # schedule runs and other units of work are not tasks
             if broken is not None:
                 # Its counts are unknown, not zero: the growth is counted once it answers again.
                 continue

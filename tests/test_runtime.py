@@ -373,3 +373,33 @@ def test_a_runtime_whose_control_port_is_taken_can_start_once_it_is_free() -> No
     runtime.start()
     assert runtime.state == "idle" and runtime.control is not None
     runtime.close()
+
+
+class TasksAndReports(ApplicationModule):
+    """Two tasks for a queue worker, and an hourly report schedule."""
+
+    name = "acme"
+
+    def register(self, registry) -> None:
+        queue = registry.queue("acme")
+        for n in range(2):
+            queue.publish(Task("job", n))
+        registry.add_worker(QueueWorker("acme-worker", queue, lambda task: None, poll_timeout=0.05))
+        registry.schedule("acme.report", lambda firing: None, every=3600)
+
+
+def test_the_stop_summary_counts_tasks_apart_from_schedule_runs(plba_runtime) -> None:
+    # Given a runtime whose queue worker ran two tasks and whose report schedule was run once
+    from plba.testing import drain, wait_until
+
+    runtime = plba_runtime(TasksAndReports())
+    drain(runtime)
+    runtime.scheduler.run_now("acme.report")
+    wait_until(lambda: runtime.scheduler.schedules()[0]["runs"] == 1, message="the report run")
+    # When it stops, then the two tasks are the tasks, and the report run is the other workers' work
+    summary = runtime.stop()
+    assert (summary.processed, summary.failed, summary.other_units, summary.other_failed) == (2, 0, 1, 0)
+    assert str(summary).startswith("2 task(s) processed and 0 failed during the run "
+                                   "(other workers: 1 unit(s) of work, 0 failed); ")
+    # And the last hour's throughput counts the tasks only
+    assert sum(minute["processed"] for minute in runtime.status()["throughput"]) == 2
