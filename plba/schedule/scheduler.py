@@ -31,6 +31,9 @@ MANUAL_CLAIM_TTL = 60.0
 # The lease runs out just before the next slot unless renewed within this many seconds (at most a
 # quarter of the period) before it: a run killed earlier frees that slot, one alive keeps it.
 LEASE_MARGIN = 2.0
+# Nor does a lease last longer than this (seconds; renewed halfway while the run goes): the lease of a
+# run killed long before its next slot keeps manual runs out for at most this long.
+LEASE_HOLD = 60.0
 
 OUTCOMES = ("ok", "failed", "skipped")
 
@@ -380,12 +383,15 @@ def _lease_terms(schedule: Schedule, now: datetime) -> tuple[float, datetime]:
     """How long a lease taken or renewed at `now` lasts (seconds), and when it is to be renewed.
 
     Away from a slot, the lease ends half a margin before the next one and is renewed a margin
-    before it; within the margin, it is renewed past the slot, which its holder thereby keeps.
+    before it (or lasts LEASE_HOLD, renewed halfway, when the slot is further off); within the
+    margin, it is renewed past the slot, which its holder thereby keeps.
     """
     timing = schedule.timing
     upcoming = timing.next_after(now)
     margin = min(LEASE_MARGIN, (upcoming - timing.latest_at_or_before(now)).total_seconds() / 4)
     left = (upcoming - now).total_seconds()
+    if left - margin / 2 > LEASE_HOLD:
+        return LEASE_HOLD, now + timedelta(seconds=LEASE_HOLD / 2)
     if left > margin:
         return left - margin / 2, upcoming - timedelta(seconds=margin)
     return left + margin, upcoming + timedelta(seconds=margin / 2)

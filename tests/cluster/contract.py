@@ -204,6 +204,28 @@ class ClusterStoreContract:
                 scheduler.stop()
                 scheduler.join(5)
 
+    def test_the_lease_of_a_run_whose_instance_died_frees_the_next_slot(self, make_store: MakeStore) -> None:
+        # Given a run of a 1 s schedule that took its lease early in a second, in an instance that then died
+        from plba.schedule.scheduler import _lease_key, _lease_terms, utc_now
+
+        schedule = Schedule.define("fleet.each-second", Recorder(), every=1)
+        if utc_now().microsecond > 500_000:
+            time.sleep(1.05 - utc_now().microsecond / 1e6)  # early in a second, well before the margin
+        ttl, _ = _lease_terms(schedule, utc_now())
+        assert make_store("dead").claim(_lease_key(schedule.name), ttl)
+        # When another instance comes to the next slot
+        routine = Recorder()
+        alive = Scheduler([Schedule.define("fleet.each-second", routine, every=1)], make_store("alive"),
+                          TraceService())
+        alive.start()
+        try:
+            wait_until(lambda: routine.firings, message="a firing")
+            # Then it ran that slot: the dead run's lease had run out just before it
+            assert entry(alive, "fleet.each-second")["skipped"] == 0
+        finally:
+            alive.stop()
+            alive.join(5)
+
     # -- heartbeats ------------------------------------------------------------------------
 
     def test_a_heartbeat_is_listed_with_its_latest_record_until_it_expires(self, make_store: MakeStore) -> None:
