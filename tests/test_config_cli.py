@@ -163,3 +163,20 @@ def test_config_check_finds_what_plba_run_would_refuse_in_schedule_overrides_and
     # And good overrides pass
     (project / "settings.toml").write_text('[platform.schedules."acme.tick"]\nevery = 5\nenabled = false\n')
     assert cli.invoke(app, ["config", "check", "--strict", "--plugin", "acme"]).exit_code == 0
+
+
+def test_a_dotted_schedule_name_written_unquoted_or_in_a_variable_is_checked_as_that_name(
+        cli: CliRunner, project: Path) -> None:
+    # Given an override of `acme.tick` written as nested tables (TOML without quotes)
+    (project / "settings.toml").write_text("[platform.schedules.acme.tick]\nevery = 0\n")
+    # When checked, then its value is found wrong, named as the schedule's
+    result = cli.invoke(app, ["config", "check", "--plugin", "acme"])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == ['error: platform.schedules."acme.tick".every: every must be a number of '
+                                          'seconds of at least 0.001, not 0 in settings.toml']
+    # And so it is from an environment variable, whose dot dynaconf reads as nesting too
+    (project / "settings.toml").write_text("")
+    from_env = cli.invoke(app, ["config", "check", "--plugin", "acme"],
+                          env={"PLBA_PLATFORM__SCHEDULES__ACME.TICK__EVERY": "0"})
+    assert from_env.exit_code == 2
+    assert "platform.schedules.\"acme.tick\".every: every must be a number" in from_env.stderr

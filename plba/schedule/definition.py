@@ -90,6 +90,28 @@ class Schedule:
         return dataclasses.replace(self, timing=timing, enabled=enabled)
 
 
+def override_tables(settings: Any) -> dict[str, Any]:
+    """`{schedule name: override table}` from `[platform.schedules]`, names in lower case.
+
+    A name with dots may arrive as nested tables (`[platform.schedules.acme.report]` unquoted, or
+    `PLBA_PLATFORM__SCHEDULES__ACME.REPORT__EVERY`): a table holding only tables and none of the
+    override keys is such a part of a name, joined back with its parts.
+    """
+    tables: dict[str, Any] = {}
+
+    def collect(name: str, value: Any) -> None:
+        if isinstance(value, Mapping) and value and all(isinstance(part, Mapping) for part in value.values()) \
+                and not any(key in OVERRIDE_KEYS for key in value):
+            for key, part in value.items():
+                collect(f"{name}.{key}", part)
+        else:
+            tables[name.lower()] = value
+
+    for key, value in (settings.get(SCHEDULE_PREFIX) or {}).items():
+        collect(str(key), value)
+    return tables
+
+
 def override_problems(settings: Any, origin_of: Callable[[str], str | None]) -> list[str]:
     """Every problem in the `[platform.schedules."<name>"]` tables, found without the schedules they name.
 
@@ -99,7 +121,7 @@ def override_problems(settings: Any, origin_of: Callable[[str], str | None]) -> 
     """
     stand_in = Schedule.define("stand-in", lambda _firing: None, every=60)
     problems: list[str] = []
-    for name, table in (settings.get(SCHEDULE_PREFIX) or {}).items():
+    for name, table in override_tables(settings).items():
         known = {key: value for key, value in table.items() if key in OVERRIDE_KEYS} \
             if isinstance(table, Mapping) else table
         try:
@@ -116,7 +138,7 @@ def apply_overrides(schedules: list[Schedule], settings: Any) -> list[Schedule]:
     A table naming no registered schedule is logged as a warning; bad values raise ConfigError,
     every problem listed.
     """
-    tables = {str(key).lower(): value for key, value in (settings.get(SCHEDULE_PREFIX) or {}).items()}
+    tables = override_tables(settings)
     problems: list[str] = []
     result = []
     for schedule in schedules:

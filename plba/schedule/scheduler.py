@@ -8,12 +8,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from plba.cluster import ClusterStore
 from plba.contracts import HealthStatus, WorkerHealth, WorkerState
 from plba.schedule.definition import Firing, Schedule
+from plba.schedule.lease import RunLease
 from plba.thread_worker import ThreadWorker, join_threads
 from plba.tracing.service import TraceService
 
@@ -27,14 +28,6 @@ FAILURES_IN_A_ROW = 3
 MIN_CLAIM_TTL = 60.0
 # A manual run is one per schedule and second in the fleet: a request repeated to several instances runs once.
 MANUAL_CLAIM_TTL = 60.0
-# A run holds a lease on its schedule in the fleet, so no instance starts the next slot while it goes.
-# The lease runs out just before the next slot unless renewed within this many seconds (at most a
-# quarter of the period) before it: a run killed earlier frees that slot, one alive keeps it.
-LEASE_MARGIN = 2.0
-# Nor does a lease last longer than this (seconds; renewed halfway while the run goes): the lease of a
-# run killed long before its next slot keeps manual runs out for at most this long.
-LEASE_HOLD = 60.0
-
 OUTCOMES = ("ok", "failed", "skipped")
 
 Clock = Callable[[], datetime]
@@ -55,8 +48,8 @@ class ScheduleState:
     last_outcome: str | None = None
     last_error: str | None = None
     running: bool = False
-    # When the run going here renews its lease in the fleet next (on the scheduler's clock); None without one.
-    renew_at: datetime | None = None
+    # Set by `update` (settings reloaded): the scheduler thread plans the schedule afresh.
+    replan: bool = False
     in_a_row: int = 0
     counts: collections.Counter = field(default_factory=collections.Counter)
 
@@ -116,10 +109,10 @@ class Scheduler(ThreadWorker):
             # Cleared before the due slots are looked at, so a wake() arriving meanwhile is not lost.
             self._wake.clear()
             now = self.clock()
+            self._replan(now)
             for state in self._enabled():
                 if state.next_run is not None and state.next_run <= now:
                     self._due(state, state.next_run, now)
-            self._renew_leases()
             self._wake.wait(self._sleep_for())
 
     def stop(self, force: bool = False) -> None:
@@ -143,7 +136,9 @@ class Scheduler(ThreadWorker):
                 if (state.schedule.timing, state.schedule.enabled) == (schedule.timing, schedule.enabled):
                     continue
                 state.schedule = schedule
+                # Shown at once; planned again by the scheduler thread, in case it was planning the old timing.
                 state.next_run = schedule.timing.next_after(now)
+                state.replan = True
                 logger.info("schedule %s: %s now (settings reloaded)", schedule.name, _describe(schedule))
             self.critical = any(state.schedule.critical and state.schedule.enabled for state in self._states.values())
         self._wake.set()
@@ -196,33 +191,15 @@ class Scheduler(ThreadWorker):
 
     def _sleep_for(self) -> float | None:
         planned = [state.next_run for state in self._enabled() if state.next_run is not None]
-        waits = [(min(planned) - self.clock()).total_seconds()] if planned else []
-        renewals = [state.renew_at for state in self._states.values() if state.renew_at is not None]
-        if renewals:
-            waits.append((min(renewals) - self.clock()).total_seconds())
-        return max(0.0, min(waits)) if waits else None
+        return max(0.0, (min(planned) - self.clock()).total_seconds()) if planned else None
 
-    def _renew_leases(self) -> None:
-        """Renew the fleet lease of every run going here that is due for it (taking it again if it ran out)."""
-        now = self.clock()
-        for state in self._states.values():
-            renew_at = state.renew_at
-            if renew_at is None or renew_at > now:
-                continue
-            ttl, next_renewal = _lease_terms(state.schedule, now)
-            key = _lease_key(state.schedule.name)
-            try:
-                kept = self.store.renew(key, ttl) or self.store.claim(key, ttl)
-            except Exception as exc:  # noqa: BLE001 - tried again at the next look; reported through health
-                self._store_failed(exc)
-                continue
-            with self._state_lock:
-                if state.renew_at is None:
-                    continue  # the run ended (and released its lease) meanwhile
-                state.renew_at = next_renewal if kept else None
-            if not kept:
-                logger.warning("schedule %s: another instance took the lease of the run going here; it may start "
-                               "a slot while this run goes on", state.schedule.name)
+    def _replan(self, now: datetime) -> None:
+        """Plan afresh each schedule `update` changed (this thread alone plans, so no older plan wins)."""
+        with self._state_lock:
+            for state in self._states.values():
+                if state.replan:
+                    state.replan = False
+                    state.next_run = state.schedule.timing.next_after(now)
 
     def _claim_and_fire(self, state: ScheduleState, slot: datetime) -> None:
         timing = state.schedule.timing
@@ -264,38 +241,45 @@ class Scheduler(ThreadWorker):
         return ("started", firing) if self._start(state, firing) else ("running", None)
 
     def _start(self, state: ScheduleState, firing: Firing) -> bool:
-        """Run the routine for `firing` aside; False (skipped and counted) while a run of it goes in the fleet."""
+        """Run the routine for `firing` aside; False while a run of it goes in the fleet (a slot: skipped, counted)."""
         with self._state_lock:
             here = state.running
             state.running = True
         # The lease is taken after the slot is, and only by the instance that took the slot: a run
         # going anywhere in the fleet makes this slot skipped, not fired elsewhere.
-        now = self.clock()
-        ttl, next_renewal = _lease_terms(state.schedule, now)
-        leased = not here and self._take_lease(state, ttl)
+        lease = RunLease(self.store, state.schedule, self.clock, self._store_failed)
+        why = "the previous run is still going"
+        try:
+            started = not here and lease.take()
+        except Exception as exc:  # noqa: BLE001 - unknown whether a run goes elsewhere: never two at once
+            self._store_failed(exc)
+            started, why = False, "the cluster store did not answer"
+        else:
+            why += "" if here else " in the fleet"
         with self._state_lock:
-            if leased:
+            if started:
                 state.last_run = firing.scheduled_at
                 state.last_outcome = "running"
-                state.renew_at = next_renewal
             else:
-                state.running = here
-                state.counts["skipped"] += 1
-                state.last_outcome = "skipped"
-        if not leased:
-            logger.warning("schedule %s: slot %s skipped: the previous run is still going%s", firing.name,
-                           _iso(firing.scheduled_at), "" if here else " in the fleet")
+                if not here:
+                    state.running = False  # only what this call set: the run going here clears its own
+                if not firing.manual:
+                    state.counts["skipped"] += 1
+                    state.last_outcome = "skipped"
+        if not started:
+            if not firing.manual:
+                logger.warning("schedule %s: slot %s skipped: %s", firing.name, _iso(firing.scheduled_at), why)
             return False
         # One daemon thread per firing rather than a pool: a schedule has at most one run going,
         # so they are bounded by the number of schedules, and a routine that hangs past the stop
         # budget cannot hold up the exit of the process.
-        thread = threading.Thread(target=self._run_routine, args=(state, firing), name=f"schedule {firing.name}",
-                                  daemon=True)
+        thread = threading.Thread(target=self._run_routine, args=(state, firing, lease),
+                                  name=f"schedule {firing.name}", daemon=True)
         self._routines = [t for t in self._routines if t.is_alive()] + [thread]
         thread.start()
         return True
 
-    def _run_routine(self, state: ScheduleState, firing: Firing) -> None:
+    def _run_routine(self, state: ScheduleState, firing: Firing, lease: RunLease) -> None:
         error: str | None = None
         try:
             with self.busy(), self.traces.trace(f"schedule {firing.name}", schedule=firing.name,
@@ -311,30 +295,13 @@ class Scheduler(ThreadWorker):
             error = f"{type(exc).__name__}: {exc}"
         finally:
             # Released before the run counts as ended here, so the next slot finds the lease free.
-            self._release_lease(state)
+            lease.end()
             with self._state_lock:
                 state.running = False
                 state.counts["failed" if error else "ok"] += 1
                 state.in_a_row = state.in_a_row + 1 if error else 0
                 state.last_outcome = "failed" if error else "ok"
                 state.last_error = error
-
-    def _take_lease(self, state: ScheduleState, ttl: float) -> bool:
-        """Take the schedule's lease in the fleet for `ttl` seconds; False while another instance's run holds it."""
-        try:
-            return self.store.claim(_lease_key(state.schedule.name), ttl)
-        except Exception as exc:  # noqa: BLE001 - unknown whether a run goes elsewhere: never two at once
-            self._store_failed(exc)
-            return False
-
-    def _release_lease(self, state: ScheduleState) -> None:
-        with self._state_lock:
-            state.renew_at = None
-        try:
-            self.store.release(_lease_key(state.schedule.name))
-        except Exception as exc:  # noqa: BLE001 - it runs out by itself before the next slot
-            logger.warning("schedule %s: could not release the lease of its run (it runs out before the next "
-                           "slot): %s", state.schedule.name, exc)
 
     # -- readings ----------------------------------------------------------------------------
 
@@ -373,28 +340,6 @@ class Scheduler(ThreadWorker):
         if self._store_error is not None:
             logger.info("schedules: cluster store available again")
             self._store_error = None
-
-
-def _lease_key(name: str) -> str:
-    return f"schedules:{name}:running"
-
-
-def _lease_terms(schedule: Schedule, now: datetime) -> tuple[float, datetime]:
-    """How long a lease taken or renewed at `now` lasts (seconds), and when it is to be renewed.
-
-    Away from a slot, the lease ends half a margin before the next one and is renewed a margin
-    before it (or lasts LEASE_HOLD, renewed halfway, when the slot is further off); within the
-    margin, it is renewed past the slot, which its holder thereby keeps.
-    """
-    timing = schedule.timing
-    upcoming = timing.next_after(now)
-    margin = min(LEASE_MARGIN, (upcoming - timing.latest_at_or_before(now)).total_seconds() / 4)
-    left = (upcoming - now).total_seconds()
-    if left - margin / 2 > LEASE_HOLD:
-        return LEASE_HOLD, now + timedelta(seconds=LEASE_HOLD / 2)
-    if left > margin:
-        return left - margin / 2, upcoming - timedelta(seconds=margin)
-    return left + margin, upcoming + timedelta(seconds=margin / 2)
 
 
 def _describe(schedule: Schedule) -> str:

@@ -22,7 +22,7 @@ class Timing:
     fleet computes the same slots whenever it started. Cron slots come from croniter, in
     `timezone` (five fields, or six with seconds last). As cron does, a fixed-time slot falls once
     in the hour repeated when the clocks go back (at its first pass); a slot whose minute or hour
-    field is `*` falls in both passes, since its runs are meant to follow real time.
+    field starts with `*` (`*`, `*/15`) falls in both passes, since its runs are meant to follow real time.
 
     Slots are given in UTC: Python compares and subtracts two times of one zone by their wall
     clocks, which is wrong across the hour the clocks go back over. `local()` shows one in `timezone`.
@@ -97,11 +97,14 @@ class Timing:
         first_pass, second_pass = slot.replace(fold=0).utcoffset(), slot.replace(fold=1).utcoffset()
         if first_pass == second_pass or slot.utcoffset() != second_pass:
             return False
-        from croniter import croniter
-
         assert self.cron is not None, "only cron slots repeat"
-        minute, hour = croniter.expand(self.cron)[0][:2]
-        return minute != ["*"] and hour != ["*"]
+        fields = self.cron.split()
+        if fields[0].startswith("@"):  # @hourly and the like: their expansion says which fields are `*`
+            from croniter import croniter
+
+            fields = [str(values[0]) for values in croniter.expand(self.cron)[0][:2]]
+        # As Vixie cron decides: a field written from `*` (`*`, `*/15`) follows real time.
+        return not (fields[0].startswith("*") or fields[1].startswith("*"))
 
     def _at(self, ms: int) -> datetime:
         return datetime.fromtimestamp(ms / 1000, UTC)

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from plba.cluster import ClusterStore
-from plba.schedule import Schedule, Scheduler
+from plba.schedule import Firing, Schedule, Scheduler
 from plba.testing import wait_until
 from plba.tracing import TraceService
 from tests.schedule.support import FakeClock, Recorder, entry, tick
@@ -206,13 +206,14 @@ class ClusterStoreContract:
 
     def test_the_lease_of_a_run_whose_instance_died_frees_the_next_slot(self, make_store: MakeStore) -> None:
         # Given a run of a 1 s schedule that took its lease early in a second, in an instance that then died
-        from plba.schedule.scheduler import _lease_key, _lease_terms, utc_now
+        from plba.schedule.lease import lease_key, lease_terms
+        from plba.schedule.scheduler import utc_now
 
         schedule = Schedule.define("fleet.each-second", Recorder(), every=1)
         if utc_now().microsecond > 500_000:
             time.sleep(1.05 - utc_now().microsecond / 1e6)  # early in a second, well before the margin
-        ttl, _ = _lease_terms(schedule, utc_now())
-        assert make_store("dead").claim(_lease_key(schedule.name), ttl)
+        ttl, _ = lease_terms(schedule, utc_now())
+        assert make_store("dead").claim(lease_key(schedule.name), ttl)
         # When another instance comes to the next slot
         routine = Recorder()
         alive = Scheduler([Schedule.define("fleet.each-second", routine, every=1)], make_store("alive"),
@@ -225,6 +226,41 @@ class ClusterStoreContract:
         finally:
             alive.stop()
             alive.join(5)
+
+    @pytest.mark.parametrize("how", ["manual", "stopped"])
+    def test_a_run_outlasting_its_period_keeps_every_instance_from_starting_beside_it(
+            self, make_store: MakeStore, how: str) -> None:
+        # Given two instances of a 1 s schedule, and a run in the first that goes on for several slots:
+        # a manual run, or a slot's run going on after its scheduler was stopped
+        gate, firings = threading.Event(), []
+
+        def routine(firing: Firing) -> None:
+            firings.append(firing)
+            if len(firings) == 1:
+                gate.wait(30)
+
+        schedule = Schedule.define("fleet.long", routine, every=1, misfire="skip")
+        first, second = (Scheduler([schedule], make_store(f"instance-{n}"), TraceService()) for n in range(2))
+        try:
+            first.start()
+            if how == "manual":
+                assert first.run_now("fleet.long")[0] == "started"
+            else:
+                wait_until(lambda: firings, message="the first run")
+                first.stop()
+            second.start()
+            # When three slots come while it goes, then each is skipped, not run beside it
+            wait_until(lambda: sum(entry(s, "fleet.long")["skipped"] for s in (first, second)) >= 3,
+                       message="three skipped slots")
+            assert len(firings) == 1
+            # And once it ends, the slots fire again
+            gate.set()
+            wait_until(lambda: len(firings) >= 2, message="a slot fired after the long run")
+        finally:
+            gate.set()
+            for scheduler in (first, second):
+                scheduler.stop()
+                scheduler.join(5)
 
     # -- heartbeats ------------------------------------------------------------------------
 

@@ -73,6 +73,9 @@ def test_slots_missed_while_stopped_get_one_catch_up_firing_or_none(started, mis
     # When it starts again
     second = start(started, clock, schedule, store=store)
     wait_until(lambda: entry(second, "acme.sync")["next_run"], message="a planned run")
+    # (the catch-up run over, so that the next slot does not find it still going)
+    wait_until(lambda: entry(second, "acme.sync")["runs"] == catch_up and not entry(second, "acme.sync")["running"],
+               message="the catch-up over")
     tick(second, clock, seconds=9)
     wait_until(lambda: len(routine.firings) == 2 + catch_up, message="the next slot's firing")
     # Then the six missed slots made one catch-up firing for the latest of them (misfire="once"), or none,

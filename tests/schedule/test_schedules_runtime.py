@@ -207,3 +207,11 @@ def test_plba_reload_prints_the_changed_keys_or_every_problem_and_changes_nothin
     settings.write_text("")
     assert json.loads(runner.invoke(cli, ["reload", "--json", *url]).output) == {
         "changed": ["platform.schedules.acme.report.every"]}
+
+
+def test_an_override_written_as_nested_tables_applies_to_the_dotted_name(plba_runtime) -> None:
+    # Given `[platform.schedules.acme.report]` without quotes, which reads as nested tables
+    settings = {"platform": {"schedules": {"acme": {"report": {"every": 60}}}}}
+    # When the runtime starts, then the schedule runs on the override
+    runtime = plba_runtime(Reports(every=3600), settings=settings)
+    assert runtime.scheduler.schedules()[0]["every"] == 60

@@ -58,6 +58,19 @@ def test_a_fixed_time_in_the_hour_the_clocks_go_back_over_falls_once_and_a_wildc
     assert [(b - a).total_seconds() for a, b in zip(slots, slots[1:], strict=False)] == [1800] * 7
 
 
+@pytest.mark.parametrize(("cron", "wall", "passes"), [("*/30 2 * * *", "02:30", 2), ("0,30 2 * * *", "02:30", 1),
+                                                       ("@hourly", "02:00", 2), ("30 2 * * * 0", "02:30", 1)])
+def test_a_field_written_from_a_star_fires_in_both_passes_of_the_repeated_hour_as_cron_does(cron, wall,
+                                                                                          passes) -> None:
+    # Given the night Berlin's clocks go back, when the slots up to 03:00 winter time are listed
+    timing = Timing(every=None, cron=cron, timezone="Europe/Berlin")
+    slots, moment = [], datetime(2026, 10, 24, 23, 59, tzinfo=UTC)
+    while (moment := timing.next_after(moment)) < datetime(2026, 10, 25, 2, 0, tzinfo=UTC):
+        slots.append(timing.local(moment).isoformat()[11:16])
+    # Then the slot falls once per pass of the repeated hour when its minute or hour is written from a `*`
+    assert slots.count(wall) == passes
+
+
 @pytest.mark.parametrize(("every", "cron", "timezone", "message"), [
     (None, None, "UTC", "give exactly one of every"),
     (5, "* * * * *", "UTC", "give exactly one of every"),

@@ -1,0 +1,109 @@
+"""A run's lease on its schedule in the fleet: claimed as the run starts, renewed aside, released at its end.
+
+While a run holds the lease, no instance of the fleet starts another run of that schedule (the
+slot that comes due is skipped). The lease runs out half a margin before the next slot unless it
+is renewed within a margin of that slot: a run still going then keeps the slot, and the run of an
+instance killed earlier leaves it free. A lease never lasts longer than LEASE_HOLD without a renewal.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from plba.cluster import ClusterStore
+    from plba.schedule.definition import Schedule
+
+logger = logging.getLogger("plba.schedule")
+
+# Seconds before a slot within which a run still going renews its lease past it (at most a quarter
+# of the period, so that short schedules renew in time too).
+LEASE_MARGIN = 2.0
+# Longest a lease lasts without a renewal (seconds), renewed halfway: the lease of a run killed long
+# before its next slot keeps manual runs out for at most this long.
+LEASE_HOLD = 60.0
+# Seconds between renewals while the store does not answer (at most; a quarter of the lease when shorter).
+RETRY_INTERVAL = 1.0
+# How long the end of a run waits for a renewal in flight, so that the release comes after it.
+KEEPER_JOIN = 10.0
+
+
+def lease_key(name: str) -> str:
+    """The claim key of schedule `name`'s lease."""
+    return f"schedules:{name}:running"
+
+
+def lease_terms(schedule: Schedule, now: datetime) -> tuple[float, datetime]:
+    """How long a lease taken or renewed at `now` lasts (seconds), and when it is to be renewed.
+
+    Away from a slot, the lease ends half a margin before the next one and is renewed a margin
+    before it (or lasts LEASE_HOLD, renewed halfway, when the slot is further off); within the
+    margin, it is renewed past the slot, which its holder thereby keeps.
+    """
+    timing = schedule.timing
+    upcoming = timing.next_after(now)
+    margin = min(LEASE_MARGIN, (upcoming - timing.latest_at_or_before(now)).total_seconds() / 4)
+    left = (upcoming - now).total_seconds()
+    if left - margin / 2 > LEASE_HOLD:
+        return LEASE_HOLD, now + timedelta(seconds=LEASE_HOLD / 2)
+    if left > margin:
+        return left - margin / 2, upcoming - timedelta(seconds=margin)
+    return left + margin, upcoming + timedelta(seconds=margin / 2)
+
+
+class RunLease:
+    """The lease of one run: `take()` claims it and starts renewing it; `end()` stops that and releases it.
+
+    The renewals run on a thread of the lease's own, so neither a scheduler busy with other
+    schedules nor a stopped one lets the lease of a run still going run out.
+    """
+
+    def __init__(self, store: ClusterStore, schedule: Schedule, clock: Callable[[], datetime],
+                 on_store_error: Callable[[Exception], None]) -> None:
+        self.store = store
+        self.schedule = schedule
+        self.clock = clock
+        self.key = lease_key(schedule.name)
+        self._on_store_error = on_store_error
+        self._done = threading.Event()
+        self._keeper: threading.Thread | None = None
+
+    def take(self) -> bool:
+        """Claim the lease and start renewing it; False while another run holds it. Raises when the store fails."""
+        ttl, renew_at = lease_terms(self.schedule, self.clock())
+        if not self.store.claim(self.key, ttl):
+            return False
+        self._keeper = threading.Thread(target=self._keep, args=(renew_at,), name=f"plba-lease {self.schedule.name}",
+                                        daemon=True)
+        self._keeper.start()
+        return True
+
+    def end(self) -> None:
+        """Stop renewing and release the lease; one the store cannot release runs out by itself."""
+        self._done.set()
+        if self._keeper is not None:
+            self._keeper.join(KEEPER_JOIN)
+        try:
+            self.store.release(self.key)
+        except Exception as exc:  # noqa: BLE001 - it runs out by itself, before the next slot at the latest
+            logger.warning("schedule %s: could not release the lease of its run (it runs out by itself): %s",
+                           self.schedule.name, exc)
+
+    def _keep(self, renew_at: datetime) -> None:
+        while not self._done.wait(max(0.0, (renew_at - self.clock()).total_seconds())):
+            now = self.clock()
+            ttl, renew_at = lease_terms(self.schedule, now)
+            try:
+                kept = self.store.renew(self.key, ttl)
+            except Exception as exc:  # noqa: BLE001 - tried again soon; the scheduler's health says why
+                self._on_store_error(exc)
+                renew_at = now + timedelta(seconds=min(RETRY_INTERVAL, max(ttl / 4, 0.01)))
+                continue
+            if not kept:
+                logger.warning("schedule %s: the lease of the run going here ran out before it was renewed; "
+                               "another instance may start a slot while this run goes on", self.schedule.name)
+                return
