@@ -15,7 +15,14 @@ import pytest
 from conftest import wait_until
 from mailkit import order_mail
 from tests.admin.conftest import PASSWORD
-from tests.admin.test_browser import IMAGES, browser, log_in, page, pytestmark  # noqa: F401 - fixtures, skip mark
+from tests.admin.test_browser import (  # noqa: F401 - fixtures, skip mark
+    IMAGES,
+    browser,
+    count_after_reload,
+    log_in,
+    page,
+    pytestmark,
+)
 from tests.helpers import PlbaProcess, plba_env
 
 from mail_order_bot.catalogue import sample_catalogue_text
@@ -108,7 +115,7 @@ def test_an_operator_retries_a_rejection_fixed_in_the_catalogue(page: Any, fixed
     assert page.locator("tr.rejection", has_text="<new-sku@acme.example>").count() == 0
     assert page.locator("tr.rejection", has_text="<no-file@acme.example>").count() == 1
     page.goto(f"{url}/admin/plugins/mail_order_bot/orders")
-    wait_until(lambda: page.reload() or page.locator("tr.order", has_text="<new-sku@acme.example>").count() == 1,
+    wait_until(lambda: count_after_reload(page, "tr.order", has_text="<new-sku@acme.example>") == 1,
                message="the order on the Orders page")
     assert "3 × NEW-1 at 3.10" in page.locator("tr.order").first.inner_text()
     assert rows(tmp_path, "SELECT message_id FROM rejections") == [("<no-file@acme.example>",)]
