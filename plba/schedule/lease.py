@@ -20,9 +20,12 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("plba.schedule")
 
-# Seconds before a slot within which a run still going renews its lease past it (at most a quarter
-# of the period, so that short schedules renew in time too).
+# Seconds before a slot within which a run still going renews its lease past it: a quarter of the
+# period, within these bounds. The renewal may come up to half the margin late (a process short of
+# CPU), so the floor keeps short schedules from losing the lease of a live run; for them, the run of
+# an instance killed mid-way keeps the slots of the next quarter second from firing.
 LEASE_MARGIN = 2.0
+MIN_LEASE_MARGIN = 0.25
 # Longest a lease lasts without a renewal (seconds), renewed halfway: the lease of a run killed long
 # before its next slot keeps manual runs out for at most this long.
 LEASE_HOLD = 60.0
@@ -46,7 +49,8 @@ def lease_terms(schedule: Schedule, now: datetime) -> tuple[float, datetime]:
     """
     timing = schedule.timing
     upcoming = timing.next_after(now)
-    margin = min(LEASE_MARGIN, (upcoming - timing.latest_at_or_before(now)).total_seconds() / 4)
+    period = (upcoming - timing.latest_at_or_before(now)).total_seconds()
+    margin = min(LEASE_MARGIN, max(MIN_LEASE_MARGIN, period / 4))
     left = (upcoming - now).total_seconds()
     if left - margin / 2 > LEASE_HOLD:
         return LEASE_HOLD, now + timedelta(seconds=LEASE_HOLD / 2)
