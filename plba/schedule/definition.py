@@ -94,18 +94,23 @@ def override_tables(settings: Any) -> dict[str, Any]:
     """`{schedule name: override table}` from `[platform.schedules]`, names in lower case.
 
     A name with dots may arrive as nested tables (`[platform.schedules.acme.report]` unquoted, or
-    `PLBA_PLATFORM__SCHEDULES__ACME.REPORT__EVERY`): a table holding only tables and none of the
-    override keys is such a part of a name, joined back with its parts.
+    `PLBA_PLATFORM__SCHEDULES__ACME.REPORT__EVERY`): a table in a table under a key that is not an
+    override key is the rest of a longer name, split off and joined back with its parts.
     """
     tables: dict[str, Any] = {}
 
     def collect(name: str, value: Any) -> None:
-        if isinstance(value, Mapping) and value and all(isinstance(part, Mapping) for part in value.values()) \
-                and not any(key in OVERRIDE_KEYS for key in value):
-            for key, part in value.items():
-                collect(f"{name}.{key}", part)
-        else:
+        if not isinstance(value, Mapping):
             tables[name.lower()] = value
+            return
+        own = {}
+        for key, part in value.items():
+            if isinstance(part, Mapping) and key not in OVERRIDE_KEYS:
+                collect(f"{name}.{key}", part)
+            else:
+                own[key] = part
+        if own or not value:
+            tables[name.lower()] = own
 
     for key, value in (settings.get(SCHEDULE_PREFIX) or {}).items():
         collect(str(key), value)

@@ -12,7 +12,7 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from plba.cluster import ClusterStore
@@ -60,31 +60,37 @@ def lease_terms(schedule: Schedule, now: datetime) -> tuple[float, datetime]:
 
 
 class RunLease:
-    """The lease of one run: `take()` claims it and starts renewing it; `end()` stops that and releases it.
+    """The lease of one run: `take()` claims it, `keep()` renews it on a thread of its own, `end()` releases it.
 
-    The renewals run on a thread of the lease's own, so neither a scheduler busy with other
-    schedules nor a stopped one lets the lease of a run still going run out.
+    The renewals run apart from the scheduler, so neither a scheduler busy with other schedules
+    nor a stopped one lets the lease of a run still going run out. `schedule` is asked afresh at
+    each renewal, so a reload's new timing sets the terms.
     """
 
-    def __init__(self, store: ClusterStore, schedule: Schedule, clock: Callable[[], datetime],
-                 on_store_error: Callable[[Exception], None]) -> None:
+    def __init__(self, store: ClusterStore, name: str, schedule: Callable[[], Schedule],
+                 clock: Callable[[], datetime], health: StoreHealth) -> None:
         self.store = store
         self.schedule = schedule
         self.clock = clock
-        self.key = lease_key(schedule.name)
-        self._on_store_error = on_store_error
+        self.key = lease_key(name)
+        self.name = name
+        self._health = health
+        self._renew_at: datetime | None = None
         self._done = threading.Event()
         self._keeper: threading.Thread | None = None
 
     def take(self) -> bool:
-        """Claim the lease and start renewing it; False while another run holds it. Raises when the store fails."""
-        ttl, renew_at = lease_terms(self.schedule, self.clock())
-        if not self.store.claim(self.key, ttl):
-            return False
-        self._keeper = threading.Thread(target=self._keep, args=(renew_at,), name=f"plba-lease {self.schedule.name}",
-                                        daemon=True)
-        self._keeper.start()
-        return True
+        """Claim the lease; False while another run holds it. Raises when the store fails."""
+        ttl, self._renew_at = lease_terms(self.schedule(), self.clock())
+        return self.store.claim(self.key, ttl)
+
+    def keep(self) -> None:
+        """Start renewing the lease taken (called by the run's own thread, before its routine)."""
+        assert self._renew_at is not None, "keep() after a take() that succeeded"
+        keeper = threading.Thread(target=self._keep, args=(self._renew_at,), name=f"plba-lease {self.name}",
+                                  daemon=True)
+        keeper.start()
+        self._keeper = keeper  # only a started one, which `end()` can join
 
     def end(self) -> None:
         """Stop renewing and release the lease; one the store cannot release runs out by itself."""
@@ -94,20 +100,32 @@ class RunLease:
         try:
             self.store.release(self.key)
         except Exception as exc:  # noqa: BLE001 - it runs out by itself, before the next slot at the latest
+            self._health.failed(exc)
             logger.warning("schedule %s: could not release the lease of its run (it runs out by itself): %s",
-                           self.schedule.name, exc)
+                           self.name, exc)
 
     def _keep(self, renew_at: datetime) -> None:
         while not self._done.wait(max(0.0, (renew_at - self.clock()).total_seconds())):
             now = self.clock()
-            ttl, renew_at = lease_terms(self.schedule, now)
+            ttl, renew_at = lease_terms(self.schedule(), now)
             try:
                 kept = self.store.renew(self.key, ttl)
             except Exception as exc:  # noqa: BLE001 - tried again soon; the scheduler's health says why
-                self._on_store_error(exc)
+                self._health.failed(exc)
                 renew_at = now + timedelta(seconds=min(RETRY_INTERVAL, max(ttl / 4, 0.01)))
                 continue
+            self._health.answered()
             if not kept:
                 logger.warning("schedule %s: the lease of the run going here ran out before it was renewed; "
-                               "another instance may start a slot while this run goes on", self.schedule.name)
+                               "another instance may start a slot while this run goes on", self.name)
                 return
+
+
+class StoreHealth(Protocol):
+    """Where a lease reports how the cluster store answers (the scheduler's health)."""
+
+    def failed(self, exc: Exception) -> None:
+        """The store raised."""
+
+    def answered(self) -> None:
+        """The store answered."""

@@ -48,8 +48,8 @@ class ScheduleState:
     last_outcome: str | None = None
     last_error: str | None = None
     running: bool = False
-    # Set by `update` (settings reloaded): the scheduler thread plans the schedule afresh.
-    replan: bool = False
+    # Set by `update` (settings reloaded) to when it happened: the scheduler thread plans afresh from then.
+    replan_from: datetime | None = None
     in_a_row: int = 0
     counts: collections.Counter = field(default_factory=collections.Counter)
 
@@ -96,7 +96,7 @@ class Scheduler(ThreadWorker):
         self._wake = threading.Event()
         self._state_lock = threading.Lock()
         self._routines: list[threading.Thread] = []
-        self._store_error: str | None = None
+        self._store = _StoreHealth()
 
     # -- the scheduler thread ----------------------------------------------------------------
 
@@ -109,7 +109,7 @@ class Scheduler(ThreadWorker):
             # Cleared before the due slots are looked at, so a wake() arriving meanwhile is not lost.
             self._wake.clear()
             now = self.clock()
-            self._replan(now)
+            self._replan()
             for state in self._enabled():
                 if state.next_run is not None and state.next_run <= now:
                     self._due(state, state.next_run, now)
@@ -138,7 +138,7 @@ class Scheduler(ThreadWorker):
                 state.schedule = schedule
                 # Shown at once; planned again by the scheduler thread, in case it was planning the old timing.
                 state.next_run = schedule.timing.next_after(now)
-                state.replan = True
+                state.replan_from = now
                 logger.info("schedule %s: %s now (settings reloaded)", schedule.name, _describe(schedule))
             self.critical = any(state.schedule.critical and state.schedule.enabled for state in self._states.values())
         self._wake.set()
@@ -161,7 +161,7 @@ class Scheduler(ThreadWorker):
         try:
             last = self.store.last_fired(schedule.name)
         except Exception as exc:  # noqa: BLE001 - an unreachable store is reported through health
-            self._store_failed(exc)
+            self._store.failed(exc)
             return
         latest = timing.latest_at_or_before(now)
         if last is not None and latest <= last:
@@ -193,13 +193,16 @@ class Scheduler(ThreadWorker):
         planned = [state.next_run for state in self._enabled() if state.next_run is not None]
         return max(0.0, (min(planned) - self.clock()).total_seconds()) if planned else None
 
-    def _replan(self, now: datetime) -> None:
-        """Plan afresh each schedule `update` changed (this thread alone plans, so no older plan wins)."""
+    def _replan(self) -> None:
+        """Plan afresh each schedule `update` changed (this thread alone plans, so no older plan wins).
+
+        From the moment of the update, so a slot of the new timing already due is fired, not dropped.
+        """
         with self._state_lock:
             for state in self._states.values():
-                if state.replan:
-                    state.replan = False
-                    state.next_run = state.schedule.timing.next_after(now)
+                if state.replan_from is not None:
+                    state.next_run = state.schedule.timing.next_after(state.replan_from)
+                    state.replan_from = None
 
     def _claim_and_fire(self, state: ScheduleState, slot: datetime) -> None:
         timing = state.schedule.timing
@@ -207,9 +210,9 @@ class Scheduler(ThreadWorker):
         try:
             won = self.store.claim_slot(state.schedule.name, slot, ttl)
         except Exception as exc:  # noqa: BLE001 - no firing without a claim: never twice, at worst not at all
-            self._store_failed(exc)
+            self._store.failed(exc)
             return
-        self._store_answered()
+        self._store.answered()
         if won:
             self._start(state, Firing(state.schedule.name, timing.local(slot)))
 
@@ -233,7 +236,7 @@ class Scheduler(ThreadWorker):
         try:
             won = self.store.claim(f"schedules:{name}:manual:{int(now.timestamp())}", MANUAL_CLAIM_TTL)
         except Exception as exc:
-            self._store_failed(exc)
+            self._store.failed(exc)
             raise
         if not won:
             return "duplicate", None
@@ -241,47 +244,65 @@ class Scheduler(ThreadWorker):
         return ("started", firing) if self._start(state, firing) else ("running", None)
 
     def _start(self, state: ScheduleState, firing: Firing) -> bool:
-        """Run the routine for `firing` aside; False while a run of it goes in the fleet (a slot: skipped, counted)."""
+        """Run the routine for `firing` aside; False while a run of it goes in the fleet (a slot: skipped, counted).
+
+        A manual firing whose lease the store cannot tell about raises, as its claim would have.
+        """
         with self._state_lock:
             here = state.running
             state.running = True
         # The lease is taken after the slot is, and only by the instance that took the slot: a run
         # going anywhere in the fleet makes this slot skipped, not fired elsewhere.
-        lease = RunLease(self.store, state.schedule, self.clock, self._store_failed)
-        why = "the previous run is still going"
+        lease = RunLease(self.store, state.schedule.name, lambda: state.schedule, self.clock, self._store)
+        why = "the previous run is still going" + ("" if here else " in the fleet")
         try:
             started = not here and lease.take()
         except Exception as exc:  # noqa: BLE001 - unknown whether a run goes elsewhere: never two at once
-            self._store_failed(exc)
-            started, why = False, "the cluster store did not answer"
-        else:
-            why += "" if here else " in the fleet"
-        with self._state_lock:
-            if started:
+            self._store.failed(exc)
+            self._finish_refusal(state, here, firing)
+            if firing.manual:
+                raise
+            logger.warning("schedule %s: slot %s skipped: the cluster store did not answer", firing.name,
+                           _iso(firing.scheduled_at))
+            return False
+        if started:
+            with self._state_lock:
                 state.last_run = firing.scheduled_at
                 state.last_outcome = "running"
+            # One daemon thread per firing rather than a pool: a schedule has at most one run going,
+            # so they are bounded by the number of schedules, and a routine that hangs past the stop
+            # budget cannot hold up the exit of the process.
+            thread = threading.Thread(target=self._run_routine, args=(state, firing, lease),
+                                      name=f"schedule {firing.name}", daemon=True)
+            try:
+                thread.start()
+            except RuntimeError as exc:  # no thread to be had: the lease goes back at once
+                lease.end()
+                if firing.manual:
+                    self._finish_refusal(state, here, firing)
+                    raise
+                why = f"no thread to run it: {exc}"
             else:
-                if not here:
-                    state.running = False  # only what this call set: the run going here clears its own
-                if not firing.manual:
-                    state.counts["skipped"] += 1
-                    state.last_outcome = "skipped"
-        if not started:
+                self._routines = [t for t in self._routines if t.is_alive()] + [thread]
+                return True
+        self._finish_refusal(state, here, firing)
+        if not firing.manual:
+            logger.warning("schedule %s: slot %s skipped: %s", firing.name, _iso(firing.scheduled_at), why)
+        return False
+
+    def _finish_refusal(self, state: ScheduleState, here: bool, firing: Firing) -> None:
+        """Undo what a refused `_start` set; count a slot skipped (a manual firing refused is not a slot)."""
+        with self._state_lock:
+            if not here:
+                state.running = False  # only what that call set: the run going here clears its own
             if not firing.manual:
-                logger.warning("schedule %s: slot %s skipped: %s", firing.name, _iso(firing.scheduled_at), why)
-            return False
-        # One daemon thread per firing rather than a pool: a schedule has at most one run going,
-        # so they are bounded by the number of schedules, and a routine that hangs past the stop
-        # budget cannot hold up the exit of the process.
-        thread = threading.Thread(target=self._run_routine, args=(state, firing, lease),
-                                  name=f"schedule {firing.name}", daemon=True)
-        self._routines = [t for t in self._routines if t.is_alive()] + [thread]
-        thread.start()
-        return True
+                state.counts["skipped"] += 1
+                state.last_outcome = "skipped"
 
     def _run_routine(self, state: ScheduleState, firing: Firing, lease: RunLease) -> None:
         error: str | None = None
         try:
+            lease.keep()
             with self.busy(), self.traces.trace(f"schedule {firing.name}", schedule=firing.name,
                                                 scheduled_at=_iso(firing.scheduled_at), manual=firing.manual):
                 try:
@@ -326,20 +347,29 @@ class Scheduler(ThreadWorker):
 
     def health(self) -> WorkerHealth:
         """The thread's health; degraded (unhealthy if critical) while the cluster store does not answer."""
-        if self._store_error and not self._crash:
+        if self._store.error and not self._crash:
             level = HealthStatus.UNHEALTHY if self.critical else HealthStatus.DEGRADED
-            return WorkerHealth(level, f"cluster store unavailable, slots are not fired: {self._store_error}")
+            return WorkerHealth(level, f"cluster store unavailable, slots are not fired: {self._store.error}")
         return super().health()
 
-    def _store_failed(self, exc: Exception) -> None:
-        if self._store_error is None:
-            logger.error("schedules: cluster store unavailable, slots are not fired until it answers: %s", exc)
-        self._store_error = f"{type(exc).__name__}: {exc}"
 
-    def _store_answered(self) -> None:
-        if self._store_error is not None:
+class _StoreHealth:
+    """How the cluster store last answered the scheduler and its runs' leases: an outage is logged once."""
+
+    def __init__(self) -> None:
+        self.error: str | None = None
+
+    def failed(self, exc: Exception) -> None:
+        """The store raised."""
+        if self.error is None:
+            logger.error("schedules: cluster store unavailable, slots are not fired until it answers: %s", exc)
+        self.error = f"{type(exc).__name__}: {exc}"
+
+    def answered(self) -> None:
+        """The store answered."""
+        if self.error is not None:
             logger.info("schedules: cluster store available again")
-            self._store_error = None
+            self.error = None
 
 
 def _describe(schedule: Schedule) -> str:

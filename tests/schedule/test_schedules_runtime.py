@@ -215,3 +215,13 @@ def test_an_override_written_as_nested_tables_applies_to_the_dotted_name(plba_ru
     # When the runtime starts, then the schedule runs on the override
     runtime = plba_runtime(Reports(every=3600), settings=settings)
     assert runtime.scheduler.schedules()[0]["every"] == 60
+
+
+def test_override_tables_join_the_parts_of_dotted_names_also_beside_a_shorter_names_own_keys() -> None:
+    from plba.schedule.definition import override_tables
+
+    # `[platform.schedules.acme]` every = 60 and unquoted `[platform.schedules.acme.report]` every = 30
+    nested = {"platform.schedules": {"acme": {"every": 60, "report": {"every": 30}}, "Night.Ly": {}}}
+    assert override_tables(nested) == {"acme": {"every": 60}, "acme.report": {"every": 30}, "night.ly": {}}
+    # A value that is no table stays under its name, for the check to refuse
+    assert override_tables({"platform.schedules": {"acme.report": 5}}) == {"acme.report": 5}
