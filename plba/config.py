@@ -272,7 +272,8 @@ def changed_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     old_flat, new_flat = flatten(old), flatten(new)
     changed = {key for key in old_flat.keys() | new_flat.keys() if old_flat.get(key, ...) != new_flat.get(key, ...)}
     # An empty table that gained keys (or lost its last) is named by those keys, not as a change of its own.
-    return sorted(key for key in changed if not any(other.startswith(key + ".") for other in changed))
+    tables = table_paths(changed)
+    return sorted(key for key in changed if key not in tables)
 
 
 def display_path(path: Path) -> str:

@@ -205,8 +205,9 @@ def typo_warnings(user_keys: Mapping[str, str], known: KnownKeys, plugin_names: 
     warnings: dict[tuple[str, str], str] = {}
     sections = known.sections()
     plugins = set(plugin_names)
+    tables = table_paths(user_keys)
     for key, origin in sorted(user_keys.items()):
-        if any(other.startswith(key + ".") for other in user_keys):
+        if key in tables:
             continue  # a table: the keys in it are looked at one by one
         found = known.first_unknown(key)
         if found is None:
