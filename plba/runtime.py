@@ -43,6 +43,8 @@ NOT_STARTED = "not_started"
 READY_PATIENCE = 0.5
 # Retries of an unreachable broker at start: 0.2 s, doubling, at most 5 s apart.
 BROKER_RETRY = Backoff(base=0.2, cap=5.0)
+# Longest `run()` waits before the main thread looks again for a signal that landed on another thread.
+SIGNAL_CHECK_INTERVAL = 0.5
 
 
 class Built(NamedTuple):
@@ -327,7 +329,10 @@ class RuntimeManager:
         try:
             with stop_on_signals(lambda force: self.request_stop(force=force, timeout=self._stop_timeout)):
                 self._start(keep_stop_requests=True)
-                self._stop_requested.wait()
+                # A signal the kernel hands to another thread is only flagged there: Python runs the
+                # handler on the main thread when it next runs bytecode, so this wait wakes now and then.
+                while not self._stop_requested.wait(SIGNAL_CHECK_INTERVAL):
+                    pass
                 self.stop(timeout=self._stop_timeout, force=self._force_requested.is_set())
         finally:
             self.close()
